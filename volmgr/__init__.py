@@ -1,0 +1,3 @@
+"""volmgr: an asynchronous, message-driven block-volume manager for clouds."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The HTTP face of volmgr: validates, authorizes, records and casts; never touches storage."""

@@ -1,0 +1,30 @@
+"""Options of the ``[api]`` group, owned by the API process."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+api_opts = [
+    cfg.HostAddressOpt("bind_host", default="0.0.0.0",  # noqa: S104 - a server is meant to listen
+                       help="Address the API listens on."),
+    cfg.PortOpt("bind_port", default=8776, help="TCP port the API listens on."),
+    cfg.IntOpt("workers", default=2, min=1,
+               help="Number of API worker processes volmgr-api starts."),
+    cfg.IntOpt("max_volume_size", default=1024, min=1,
+               help="Largest volume, in GiB, a single request may create or extend to."),
+    cfg.IntOpt("max_request_body_size", default=114688, min=1024,
+               help="Largest request body, in bytes; larger bodies answer 413."),
+    cfg.IntOpt("osapi_max_limit", default=1000, min=1,
+               help="Most items a single list request returns."),
+    cfg.IntOpt("rpc_cast_retry", default=1, min=0,
+               help="Connection attempts a cast makes before the API gives up and leaves "
+               "the request to the manager's recovery; keeps the API answering while the "
+               "broker is down."),
+    cfg.FloatOpt("max_oversubscription_ratio", default=20.0, min=1.0,
+                 help="For thin-provisioned hosts: how many times the physical capacity "
+                 "may be promised to volumes when choosing a host."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(api_opts, group="api")

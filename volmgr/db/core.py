@@ -1,0 +1,115 @@
+"""Transactions, retries and the guarded UPDATE every state change goes through.
+
+A transaction that hits a deadlock, a serialization failure or a locked SQLite file is
+re-run whole (tenacity), so callers never see those transient errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import tenacity
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from volmgr import exception
+from volmgr.db import models
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# PostgreSQL SQLSTATEs and MySQL error numbers that mean "run the transaction again".
+_PG_RETRY_CODES = {"40001", "40P01"}
+_MYSQL_RETRY_CODES = {1205, 1213}
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether ``error`` is a transient concurrency failure worth re-running for."""
+    if not isinstance(error, sa_exc.DBAPIError) or error.orig is None:
+        return False
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _PG_RETRY_CODES:
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRY_CODES:
+        return True
+    return "database is locked" in str(orig)
+
+
+class DatabaseCore:
+    """Owns the engine and runs units of work as retried transactions."""
+
+    def __init__(self, engine: sa.Engine, *, max_retries: int = 10,
+                 quota_limits: Mapping[str, int] | None = None) -> None:
+        self.engine = engine
+        self.max_retries = max_retries
+        self.quota_limits: dict[str, int] = dict(quota_limits or {})
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run ``work(session)`` in a transaction, re-running it on transient failures."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(is_retryable),
+            stop=tenacity.stop_after_attempt(self.max_retries),
+            wait=tenacity.wait_random_exponential(multiplier=0.02, max=1.0),
+            reraise=True,
+            before_sleep=lambda state: LOG.debug(
+                "Retrying transaction after %s", state.outcome and state.outcome.exception()),
+        )
+        try:
+            for attempt in retrying:
+                with attempt, self.transaction() as session:
+                    return work(session)
+        except sa_exc.DBAPIError as error:
+            if is_retryable(error):
+                raise exception.DBError(reason=f"gave up after {self.max_retries} "
+                                        f"attempts: {error.orig}") from None
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def conditional_update(
+    session: Session,
+    model: type[models.Base],
+    row_id: Any,
+    values: Mapping[str, Any],
+    *,
+    expected_status: tuple[str, ...] | None = None,
+    where: tuple[sa.ColumnElement[bool], ...] = (),
+    status_column: str = "status",
+) -> bool:
+    """``UPDATE model SET values WHERE id = row_id AND status IN expected AND where...``.
+
+    Returns whether exactly one row changed, i.e. whether this caller won the race.
+    Changing ``status`` also stamps ``status_changed_at`` where the model has one.
+    """
+    table = models.table(model)
+    conditions: list[sa.ColumnElement[bool]] = [table.c.id == row_id]
+    if "deleted" in table.c:
+        conditions.append(table.c.deleted == sa.false())
+    if expected_status is not None:
+        conditions.append(table.c[status_column].in_(expected_status))
+    conditions.extend(where)
+    new_values = dict(values)
+    if "metadata_" in new_values:
+        new_values["metadata"] = new_values.pop("metadata_")
+    if status_column == "status" and "status" in new_values and "status_changed_at" in table.c:
+        new_values.setdefault("status_changed_at", models.utcnow())
+    if "updated_at" in table.c:
+        new_values.setdefault("updated_at", models.utcnow())
+    result = session.execute(sa.update(table).where(*conditions).values(**new_values))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

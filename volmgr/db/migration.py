@@ -1,0 +1,64 @@
+"""Schema migrations (Alembic): upgrade, downgrade, current revision and drift check.
+
+The migration scripts ship inside the package, so ``volmgr-manage db sync`` works from
+an installed wheel as well as from a checkout.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from volmgr.db import models
+
+_SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+
+
+def _config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", _SCRIPTS)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the schema up to ``revision``; a no-op when it is there already."""
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def drift(engine: sa.Engine) -> list[Any]:
+    """Differences between the models and the database schema; empty means in sync.
+
+    A database that is not at the head revision is reported as drift too.
+    """
+    problems: list[Any] = []
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        problems.append(("revision", f"database is at {current}, migrations head is {head}"))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        problems.extend(compare_metadata(context, models.Base.metadata))
+    return problems

@@ -1,0 +1,170 @@
+"""SQLAlchemy 2.0 typed models: volumes, attachments, snapshots, services, quota usage.
+
+Rows are soft-deleted (``deleted``/``deleted_at``) so history is kept; timestamps are
+naive UTC. Constraint names follow ``NAMING_CONVENTION`` so migrations stay portable
+across SQLite, PostgreSQL and MySQL.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Annotated, Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now; every timestamp column stores naive UTC."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+UUID = Annotated[str, mapped_column(sa.String(36))]
+UUIDKey = Annotated[str, mapped_column(sa.String(36), primary_key=True, default=new_uuid)]
+ProjectId = Annotated[str, mapped_column(sa.String(255), index=True)]
+Status = Annotated[str, mapped_column(sa.String(32), index=True)]
+Timestamp = Annotated[datetime.datetime, mapped_column(sa.DateTime, default=utcnow)]
+OptionalTimestamp = Annotated[datetime.datetime | None, mapped_column(sa.DateTime)]
+ShortText = Annotated[str | None, mapped_column(sa.String(255))]
+JSONDict = Annotated[dict[str, Any], mapped_column(sa.JSON, default=dict)]
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(
+        sa.DateTime, default=utcnow, onupdate=utcnow)
+
+
+class SoftDeleteMixin:
+    deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
+    deleted_at: Mapped[OptionalTimestamp]
+
+
+class Volume(TimestampMixin, SoftDeleteMixin, Base):
+    """A block volume. ``status_changed_at`` is when the current status was asked for:
+    recovery re-drives transitional rows that have not moved since then."""
+
+    __tablename__ = "volumes"
+
+    id: Mapped[UUIDKey]
+    project_id: Mapped[ProjectId]
+    user_id: Mapped[str] = mapped_column(sa.String(255))
+    host: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    size: Mapped[int] = mapped_column(sa.Integer)
+    status: Mapped[Status]
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    status_changed_at: Mapped[Timestamp]
+    recovery_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    display_name: Mapped[ShortText]
+    display_description: Mapped[str | None] = mapped_column(sa.Text)
+    availability_zone: Mapped[str] = mapped_column(sa.String(255), default="nova")
+    volume_type: Mapped[ShortText]
+    snapshot_id: Mapped[str | None] = mapped_column(sa.String(36))
+    source_volid: Mapped[str | None] = mapped_column(sa.String(36))
+    metadata_: Mapped[JSONDict] = mapped_column("metadata", sa.JSON, default=dict)
+    provider_location: Mapped[ShortText]
+    provider_auth: Mapped[ShortText]
+    target_size: Mapped[int | None] = mapped_column(sa.Integer)
+    """Size asked for by an extend that is in progress."""
+
+    attachments: Mapped[list[VolumeAttachment]] = relationship(
+        back_populates="volume",
+        primaryjoin="and_(Volume.id == VolumeAttachment.volume_id, "
+        "VolumeAttachment.deleted == False)",
+        lazy="selectin",
+        viewonly=True,
+    )
+
+
+class VolumeAttachment(TimestampMixin, SoftDeleteMixin, Base):
+    """One volume attached to one server; ``connection_info`` is the os-brick shape."""
+
+    __tablename__ = "volume_attachments"
+
+    id: Mapped[UUIDKey]
+    volume_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("volumes.id"), index=True)
+    server_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    device: Mapped[ShortText]
+    attach_status: Mapped[Status]
+    connector: Mapped[JSONDict]
+    connection_info: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    attached_at: Mapped[OptionalTimestamp]
+    detached_at: Mapped[OptionalTimestamp]
+
+    volume: Mapped[Volume] = relationship(back_populates="attachments", viewonly=True)
+
+
+class Snapshot(TimestampMixin, SoftDeleteMixin, Base):
+    """A point-in-time copy of a volume."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[UUIDKey]
+    volume_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("volumes.id"), index=True)
+    project_id: Mapped[ProjectId]
+    user_id: Mapped[str] = mapped_column(sa.String(255))
+    size: Mapped[int] = mapped_column(sa.Integer)
+    status: Mapped[Status]
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    status_changed_at: Mapped[Timestamp]
+    recovery_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    display_name: Mapped[ShortText]
+    display_description: Mapped[str | None] = mapped_column(sa.Text)
+    host: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    metadata_: Mapped[JSONDict] = mapped_column("metadata", sa.JSON, default=dict)
+
+
+class Service(TimestampMixin, Base):
+    """A running volmgr process: heartbeat and the capacity its driver last reported."""
+
+    __tablename__ = "services"
+    __table_args__ = (sa.UniqueConstraint("host", "binary", name="uq_services_host_binary"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    binary: Mapped[str] = mapped_column(sa.String(255))
+    topic: Mapped[str] = mapped_column(sa.String(255))
+    disabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    disabled_reason: Mapped[ShortText]
+    last_heartbeat: Mapped[OptionalTimestamp]
+    report_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    capabilities: Mapped[JSONDict]
+
+
+class QuotaUsage(TimestampMixin, Base):
+    """How much of one resource a project uses; changed only by guarded UPDATEs."""
+
+    __tablename__ = "quota_usages"
+    __table_args__ = (
+        sa.UniqueConstraint("project_id", "resource", name="uq_quota_usages_project_resource"),
+        sa.CheckConstraint("in_use >= 0", name="in_use_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(sa.String(255))
+    resource: Mapped[str] = mapped_column(sa.String(64))
+    in_use: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+def table(model: type[Base]) -> sa.Table:
+    """The Core table behind ``model``, typed for ``sa.update``/``sa.insert``."""
+    return cast(sa.Table, model.__table__)

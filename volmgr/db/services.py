@@ -1,0 +1,92 @@
+"""Service rows: heartbeats with capacity, enable/disable, and who is up."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from volmgr import exception
+from volmgr.db import models
+from volmgr.db.core import DatabaseCore
+
+_services = models.table(models.Service)
+
+
+def is_up(service: models.Service, down_time: int,
+          now: datetime.datetime | None = None) -> bool:
+    """Whether the service heartbeated within the last ``down_time`` seconds."""
+    if service.last_heartbeat is None:
+        return False
+    now = now or models.utcnow()
+    return (now - service.last_heartbeat).total_seconds() <= down_time
+
+
+class ServiceQueries(DatabaseCore):
+    """Presence of volmgr processes."""
+
+    def service_heartbeat(self, host: str, binary: str, topic: str,
+                          capabilities: Mapping[str, Any] | None = None) -> None:
+        """Record that ``binary`` on ``host`` is alive, with its current capabilities."""
+        def update(session: Session) -> int:
+            values: dict[str, Any] = {"last_heartbeat": models.utcnow(),
+                                      "report_count": _services.c.report_count + 1,
+                                      "updated_at": models.utcnow(), "topic": topic}
+            if capabilities is not None:
+                values["capabilities"] = dict(capabilities)
+            result = session.execute(sa.update(_services).where(
+                _services.c.host == host, _services.c.binary == binary).values(**values))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+        def insert(session: Session) -> None:
+            session.add(models.Service(host=host, binary=binary, topic=topic,
+                                       disabled=False, report_count=1,
+                                       last_heartbeat=models.utcnow(),
+                                       capabilities=dict(capabilities or {})))
+
+        if self.run(update):
+            return
+        try:
+            self.run(insert)
+        except sa_exc.IntegrityError:
+            self.run(update)  # another process of the same host registered first
+
+    def service_list(self, binary: str | None = None) -> list[models.Service]:
+        def work(session: Session) -> list[models.Service]:
+            query = sa.select(models.Service).order_by(models.Service.host,
+                                                       models.Service.binary)
+            if binary is not None:
+                query = query.where(models.Service.binary == binary)
+            return list(session.execute(query).scalars())
+        return self.run(work)
+
+    def service_get(self, host: str, binary: str) -> models.Service:
+        def work(session: Session) -> models.Service:
+            row = session.execute(sa.select(models.Service).where(
+                models.Service.host == host,
+                models.Service.binary == binary)).scalar_one_or_none()
+            if row is None:
+                raise exception.ServiceNotFound(host=host, binary=binary)
+            return row
+        return self.run(work)
+
+    def service_set_disabled(self, host: str, binary: str, disabled: bool,
+                             reason: str | None = None) -> None:
+        def work(session: Session) -> None:
+            result = session.execute(sa.update(_services).where(
+                _services.c.host == host, _services.c.binary == binary).values(
+                disabled=disabled, disabled_reason=reason if disabled else None,
+                updated_at=models.utcnow()))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise exception.ServiceNotFound(host=host, binary=binary)
+        self.run(work)
+
+    def services_up(self, binary: str, down_time: int) -> list[models.Service]:
+        """Enabled services of ``binary`` that heartbeated recently."""
+        now = models.utcnow()
+        return [s for s in self.service_list(binary)
+                if not s.disabled and is_up(s, down_time, now)]

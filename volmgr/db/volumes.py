@@ -1,0 +1,259 @@
+"""Volume rows: create with quota, read with project scoping, guarded transitions,
+soft delete with quota release, and the queries recovery needs."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from volmgr import exception, states
+from volmgr.db import models, quota
+from volmgr.db.core import DatabaseCore, conditional_update
+
+_volumes = models.table(models.Volume)
+_attachments = models.table(models.VolumeAttachment)
+_snapshots = models.table(models.Snapshot)
+
+
+def no_live_attachments() -> sa.ColumnElement[bool]:
+    return ~sa.exists().where(_attachments.c.volume_id == _volumes.c.id,
+                              _attachments.c.deleted == sa.false())
+
+
+def no_live_snapshots() -> sa.ColumnElement[bool]:
+    return ~sa.exists().where(_snapshots.c.volume_id == _volumes.c.id,
+                              _snapshots.c.deleted == sa.false())
+
+
+def get_volume(session: Session, volume_id: str, project_id: str | None = None) -> models.Volume:
+    query = sa.select(models.Volume).where(models.Volume.id == volume_id,
+                                           models.Volume.deleted == sa.false())
+    if project_id is not None:
+        query = query.where(models.Volume.project_id == project_id)
+    volume = session.execute(query).scalar_one_or_none()
+    if volume is None:
+        raise exception.VolumeNotFound(volume_id=volume_id)
+    return volume
+
+
+def transition_or_raise(session: Session, volume_id: str, expected: Sequence[str],
+                        values: Mapping[str, Any], *, project_id: str | None = None,
+                        where: tuple[sa.ColumnElement[bool], ...] = ()) -> None:
+    """Guarded transition that raises a Conflict naming the current status when lost."""
+    conditions = list(where)
+    if project_id is not None:
+        conditions.append(_volumes.c.project_id == project_id)
+    if conditional_update(session, models.Volume, volume_id, values,
+                          expected_status=tuple(expected), where=tuple(conditions)):
+        return
+    volume = get_volume(session, volume_id, project_id)
+    if volume.status not in expected:
+        raise exception.VolumeStatusConflict(volume_id=volume_id, status=volume.status,
+                                             expected=", ".join(expected))
+    if volume.attachments:
+        raise exception.VolumeIsAttached(volume_id=volume_id)
+    raise exception.VolumeHasSnapshots(volume_id=volume_id)
+
+
+def stale(status_changed_at: datetime.datetime | None, older_than: datetime.datetime) -> bool:
+    return status_changed_at is None or status_changed_at <= older_than
+
+
+class VolumeQueries(DatabaseCore):
+    """Everything the API, the manager and the CLI do to volume rows."""
+
+    def volume_create(self, *, project_id: str, user_id: str, size: int,
+                      display_name: str | None = None,
+                      display_description: str | None = None,
+                      metadata: Mapping[str, str] | None = None,
+                      availability_zone: str = "nova",
+                      volume_type: str | None = None,
+                      snapshot_id: str | None = None,
+                      host: str | None = None,
+                      status: str = states.CREATING) -> models.Volume:
+        """Reserve quota and insert the row in one transaction; QuotaExceeded reserves
+        nothing."""
+        def work(session: Session) -> models.Volume:
+            quota.reserve(session, self.quota_limits, project_id,
+                          {quota.VOLUMES: 1, quota.GIGABYTES: size})
+            volume = models.Volume(
+                project_id=project_id, user_id=user_id, size=size, status=status,
+                display_name=display_name, display_description=display_description,
+                metadata_=dict(metadata or {}), availability_zone=availability_zone,
+                volume_type=volume_type, snapshot_id=snapshot_id, host=host,
+                recovery_attempts=0)
+            session.add(volume)
+            session.flush()
+            session.refresh(volume)
+            return volume
+        return self.run(work)
+
+    def volume_get(self, volume_id: str, project_id: str | None = None) -> models.Volume:
+        """The live volume, scoped to ``project_id`` when given; VolumeNotFound otherwise."""
+        return self.run(lambda s: get_volume(s, volume_id, project_id))
+
+    def volume_list(self, project_id: str | None = None, *,
+                    filters: Mapping[str, Any] | None = None,
+                    limit: int | None = None, marker: str | None = None,
+                    offset: int = 0) -> list[models.Volume]:
+        """Live volumes, newest first. ``filters`` may hold status, display_name, host.
+        ``marker`` is the id of the last volume of the previous page."""
+        def work(session: Session) -> list[models.Volume]:
+            query = sa.select(models.Volume).where(models.Volume.deleted == sa.false())
+            if project_id is not None:
+                query = query.where(models.Volume.project_id == project_id)
+            for key, value in (filters or {}).items():
+                query = query.where(getattr(models.Volume, key) == value)
+            if marker is not None:
+                anchor = get_volume(session, marker, project_id)
+                query = query.where(sa.or_(
+                    models.Volume.created_at < anchor.created_at,
+                    sa.and_(models.Volume.created_at == anchor.created_at,
+                            models.Volume.id < anchor.id)))
+            query = query.order_by(models.Volume.created_at.desc(), models.Volume.id.desc())
+            if offset:
+                query = query.offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(session.execute(query).scalars())
+        return self.run(work)
+
+    def volume_transition(self, volume_id: str, expected: Sequence[str],
+                          values: Mapping[str, Any], *, project_id: str | None = None,
+                          no_attachments: bool = False, no_snapshots: bool = False) -> bool:
+        """One guarded UPDATE; True when this caller won. See ``volume_transition_or_raise``
+        for the variant that explains a loss."""
+        where = self._guards(no_attachments, no_snapshots, project_id)
+        return self.run(lambda s: conditional_update(
+            s, models.Volume, volume_id, values, expected_status=tuple(expected), where=where))
+
+    def volume_transition_or_raise(self, volume_id: str, expected: Sequence[str],
+                                   values: Mapping[str, Any], *,
+                                   project_id: str | None = None,
+                                   no_attachments: bool = False,
+                                   no_snapshots: bool = False) -> None:
+        """Guarded UPDATE; raises VolumeNotFound or a Conflict with the current status."""
+        where = self._guards(no_attachments, no_snapshots, None)
+        self.run(lambda s: transition_or_raise(s, volume_id, expected, values,
+                                               project_id=project_id, where=where))
+
+    @staticmethod
+    def _guards(no_attachments: bool, no_snapshots: bool,
+                project_id: str | None) -> tuple[sa.ColumnElement[bool], ...]:
+        where: list[sa.ColumnElement[bool]] = []
+        if no_attachments:
+            where.append(no_live_attachments())
+        if no_snapshots:
+            where.append(no_live_snapshots())
+        if project_id is not None:
+            where.append(_volumes.c.project_id == project_id)
+        return tuple(where)
+
+    def volume_update(self, volume_id: str, values: Mapping[str, Any]) -> bool:
+        """Unguarded update of non-status fields (provider_location, provider_auth...)."""
+        return self.run(lambda s: conditional_update(s, models.Volume, volume_id, values))
+
+    def volume_begin_extend(self, volume_id: str, new_size: int, *,
+                            project_id: str | None = None) -> models.Volume:
+        """Reserve the extra GiB and move available → extending in one transaction."""
+        def work(session: Session) -> models.Volume:
+            volume = get_volume(session, volume_id, project_id)
+            if new_size <= volume.size:
+                raise exception.InvalidInput(
+                    reason=f"new size {new_size} GiB must be larger than the current "
+                    f"size {volume.size} GiB")
+            transition_or_raise(session, volume_id, states.CAN_EXTEND_FROM,
+                                {"status": states.EXTENDING, "target_size": new_size,
+                                 "status_reason": None, "recovery_attempts": 0},
+                                project_id=project_id)
+            quota.reserve(session, self.quota_limits, volume.project_id,
+                          {quota.GIGABYTES: new_size - volume.size})
+            session.expire(volume)
+            return get_volume(session, volume_id)
+        return self.run(work)
+
+    def volume_finish_extend(self, volume_id: str) -> bool:
+        """extending → available with size = target_size."""
+        return self.run(lambda s: conditional_update(
+            s, models.Volume, volume_id,
+            {"status": states.AVAILABLE, "size": _volumes.c.target_size,
+             "target_size": None, "status_reason": None},
+            expected_status=(states.EXTENDING,)))
+
+    def volume_fail_extend(self, volume_id: str, reason: str) -> bool:
+        """extending → error_extending, giving the reserved GiB back."""
+        def work(session: Session) -> bool:
+            volume = get_volume(session, volume_id)
+            won = conditional_update(
+                session, models.Volume, volume_id,
+                {"status": states.ERROR_EXTENDING, "status_reason": reason,
+                 "target_size": None},
+                expected_status=(states.EXTENDING,))
+            if won and volume.target_size:
+                quota.release(session, volume.project_id,
+                              {quota.GIGABYTES: volume.target_size - volume.size})
+            return won
+        return self.run(work)
+
+    def volume_destroy(self, volume_id: str,
+                       expected: Sequence[str] = (states.DELETING,)) -> bool:
+        """Soft-delete the row and release its quota, if it is still in ``expected``."""
+        def work(session: Session) -> bool:
+            try:
+                volume = get_volume(session, volume_id)
+            except exception.VolumeNotFound:
+                return False
+            won = conditional_update(
+                session, models.Volume, volume_id,
+                {"deleted": True, "deleted_at": models.utcnow()},
+                expected_status=tuple(expected))
+            if won:
+                quota.release(session, volume.project_id,
+                              {quota.VOLUMES: 1, quota.GIGABYTES: volume.size})
+            return won
+        return self.run(work)
+
+    def volumes_stuck(self, host: str, older_than: datetime.datetime) -> list[models.Volume]:
+        """This host's volumes in a transitional status since before ``older_than``."""
+        def work(session: Session) -> list[models.Volume]:
+            query = sa.select(models.Volume).where(
+                models.Volume.deleted == sa.false(), models.Volume.host == host,
+                models.Volume.status.in_(tuple(states.VOLUME_TRANSITIONAL)),
+                models.Volume.status_changed_at <= older_than,
+            ).order_by(models.Volume.status_changed_at)
+            return list(session.execute(query).scalars())
+        return self.run(work)
+
+    def volume_claim_recovery(self, volume_id: str, status: str,
+                              older_than: datetime.datetime) -> int | None:
+        """Count one recovery attempt, if nobody touched the row since ``older_than``.
+
+        Returns the attempt number this caller won, or None when another process (or
+        the original request) moved the row first.
+        """
+        def work(session: Session) -> int | None:
+            won = conditional_update(
+                session, models.Volume, volume_id,
+                {"recovery_attempts": _volumes.c.recovery_attempts + 1,
+                 "status_changed_at": models.utcnow()},
+                expected_status=(status,),
+                where=(_volumes.c.status_changed_at <= older_than,))
+            if not won:
+                return None
+            return get_volume(session, volume_id).recovery_attempts
+        return self.run(work)
+
+    def volumes_by_host(self, host: str,
+                        statuses: Sequence[str] | None = None) -> list[models.Volume]:
+        """Live volumes placed on ``host``, optionally only in ``statuses``."""
+        def work(session: Session) -> list[models.Volume]:
+            query = sa.select(models.Volume).where(models.Volume.deleted == sa.false(),
+                                                   models.Volume.host == host)
+            if statuses is not None:
+                query = query.where(models.Volume.status.in_(tuple(statuses)))
+            return list(session.execute(query).scalars())
+        return self.run(work)

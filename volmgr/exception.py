@@ -1,0 +1,242 @@
+"""The one exception hierarchy of volmgr.
+
+Every error volmgr raises on purpose is a ``VolmgrError``. Instances keep the keyword
+arguments they were built from, so ``type(e)(*e.args, **e.kwargs)`` rebuilds an equal
+error on the far side of oslo.messaging. HTTP status codes are *not* decided here: the
+API layer maps exception classes to codes in one table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VolmgrError(Exception):
+    """Base of every volmgr error; ``message`` is a template filled from ``kwargs``."""
+
+    message = "An unknown error occurred."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.message % kwargs
+            except (KeyError, TypeError, ValueError):
+                # A template that does not match its kwargs must not hide the real error.
+                message = f"{self.message} {kwargs!r}"
+        self.msg = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.msg
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.msg, self.kwargs))
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.msg == other.msg  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.msg))
+
+
+def _rebuild(cls: type[VolmgrError], msg: str, kwargs: dict[str, Any]) -> VolmgrError:
+    return cls(msg, **kwargs)
+
+
+# -- Lookups --------------------------------------------------------------------------
+
+
+class NotFound(VolmgrError):
+    """Raised when a requested resource does not exist or is not visible to the caller."""
+
+    message = "Resource could not be found."
+
+
+class VolumeNotFound(NotFound):
+    """Raised when no volume with that id exists in the caller's project."""
+
+    message = "Volume %(volume_id)s could not be found."
+
+
+class SnapshotNotFound(NotFound):
+    """Raised when no snapshot with that id exists in the caller's project."""
+
+    message = "Snapshot %(snapshot_id)s could not be found."
+
+
+class AttachmentNotFound(NotFound):
+    """Raised when the volume is not attached to the named server."""
+
+    message = "Volume %(volume_id)s is not attached to server %(server_id)s."
+
+
+class ServiceNotFound(NotFound):
+    """Raised when no service row matches the host (and binary) asked for."""
+
+    message = "Service %(host)s %(binary)s could not be found."
+
+
+class ExtensionNotFound(NotFound):
+    """Raised when the extension alias asked for is not served."""
+
+    message = "Extension %(alias)s could not be found."
+
+
+# -- Bad input ------------------------------------------------------------------------
+
+
+class Invalid(VolmgrError):
+    """Raised when a request is malformed or its values are out of range."""
+
+    message = "Unacceptable parameters."
+
+
+class InvalidInput(Invalid):
+    """Raised when a request body or parameter fails validation."""
+
+    message = "Invalid input: %(reason)s"
+
+
+class InvalidVolume(Invalid):
+    """Raised when the volume cannot undergo the operation in its current status."""
+
+    message = "Invalid volume: %(reason)s"
+
+
+class InvalidSnapshot(Invalid):
+    """Raised when the snapshot cannot undergo the operation in its current status."""
+
+    message = "Invalid snapshot: %(reason)s"
+
+
+class InvalidConfiguration(Invalid):
+    """Raised at start-up when the configuration cannot work (e.g. unknown driver)."""
+
+    message = "Invalid configuration: %(reason)s"
+
+
+class RequestTooLarge(Invalid):
+    """Raised when a request body exceeds the configured maximum size."""
+
+    message = "Request body is larger than %(limit)d bytes."
+
+
+# -- Conflicts ------------------------------------------------------------------------
+
+
+class Conflict(VolmgrError):
+    """Raised when the resource's state forbids the operation right now."""
+
+    message = "The request conflicts with the resource's current state."
+
+
+class VolumeStatusConflict(Conflict):
+    """Raised when a guarded transition loses: the volume is not in an expected status."""
+
+    message = (
+        "Volume %(volume_id)s is %(status)s; the operation needs one of: %(expected)s."
+    )
+
+
+class SnapshotStatusConflict(Conflict):
+    """Raised when a guarded snapshot transition loses."""
+
+    message = (
+        "Snapshot %(snapshot_id)s is %(status)s; the operation needs one of: %(expected)s."
+    )
+
+
+class VolumeHasSnapshots(Conflict):
+    """Raised when deleting a volume (or LV) that still has snapshots."""
+
+    message = "Volume %(volume_id)s still has snapshots; delete them first."
+
+
+class VolumeIsAttached(Conflict):
+    """Raised when deleting or re-attaching a volume that has an attachment."""
+
+    message = "Volume %(volume_id)s is attached; detach it first."
+
+
+class ServiceExists(Conflict):
+    """Raised when registering a service row that already exists."""
+
+    message = "Service %(host)s %(binary)s already exists."
+
+
+# -- Limits ---------------------------------------------------------------------------
+
+
+class QuotaExceeded(VolmgrError):
+    """Raised when a reservation would take a project's usage over its limit."""
+
+    message = (
+        "Quota exceeded for %(resource)s: requested %(requested)d, "
+        "in use %(in_use)d, limit %(limit)d."
+    )
+
+
+class NoValidHost(VolmgrError):
+    """Raised when no up and enabled volume service can hold the request."""
+
+    message = "No valid host was found: %(reason)s"
+
+
+# -- Authorization --------------------------------------------------------------------
+
+
+class NotAuthorized(VolmgrError):
+    """Raised when the caller presents no valid credentials."""
+
+    message = "Not authorized."
+
+
+class Forbidden(VolmgrError):
+    """Raised when the caller is known but may not perform the operation."""
+
+    message = "Policy does not allow this operation."
+
+
+# -- Backends and processes -----------------------------------------------------------
+
+
+class BackendError(VolmgrError):
+    """Raised when a storage backend (LVM, image files, a target helper) fails."""
+
+    message = "Storage backend error: %(reason)s"
+
+
+class ProcessExecutionError(BackendError):
+    """Raised when a command exits non-zero or times out; secrets already redacted."""
+
+    message = (
+        "Command %(cmd)s failed with exit code %(exit_code)s: %(stderr)s"
+    )
+
+
+class TargetError(BackendError):
+    """Raised when an iSCSI target helper cannot create, change or remove an export."""
+
+    message = "iSCSI target error: %(reason)s"
+
+
+class DBError(VolmgrError):
+    """Raised when the database fails in a way retries could not cure."""
+
+    message = "Database error: %(reason)s"
+
+
+class RPCVersionCapped(VolmgrError):
+    """Raised when a capped RPC client is asked to send a method newer than its cap."""
+
+    message = (
+        "RPC method %(method)s needs version %(needed)s but the client is capped "
+        "at %(cap)s ([upgrade_levels] volume)."
+    )
+
+
+class ServiceUnavailable(VolmgrError):
+    """Raised when the message bus cannot be reached within the bounded retry."""
+
+    message = "Service unavailable: %(reason)s"

@@ -1,0 +1,84 @@
+"""Message-bus plumbing: transports, RPC clients and servers, notifiers.
+
+One transport per process (built once, reused by every request); the ``conf`` is always
+passed in. The oslo.messaging 18.x option-registration gap is papered over here, and only
+here (``_register_missing_messaging_opts``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+with warnings.catch_warnings():
+    # Importing oslo.messaging imports eventlet, which warns that it is deprecated;
+    # volmgr uses the threading executor and never eventlet.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import oslo_messaging as messaging
+
+LOG = logging.getLogger(__name__)
+
+TOPIC = "volmgr-volume"
+CONTROL_EXCHANGE = "volmgr"
+
+#: Modules whose exceptions may cross the bus and be re-raised by the caller.
+ALLOWED_REMOTE_EXMODS = ["volmgr.exception"]
+
+
+def _register_missing_messaging_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.messaging 18.3 reads [oslo_messaging_tracing] and [oslo_messaging_metrics]
+    from the conf it is given but registers them only on the global cfg.CONF."""
+    try:
+        from oslo_messaging._metrics import client as metrics
+        from oslo_messaging._tracing import client as tracing
+    except ImportError:  # pragma: no cover - a release that no longer has them
+        return
+    for opts, group in ((tracing.oslo_messaging_tracing, "oslo_messaging_tracing"),
+                        (metrics.oslo_messaging_metrics, "oslo_messaging_metrics")):
+        try:
+            conf.register_opts(opts, group=group)
+        except cfg.DuplicateOptError:
+            pass
+
+
+def prepare_conf(conf: cfg.ConfigOpts) -> None:
+    """Register what oslo.messaging needs on ``conf``; idempotent."""
+    _register_missing_messaging_opts(conf)
+    messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
+
+
+def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> messaging.Transport:
+    prepare_conf(conf)
+    return messaging.get_rpc_transport(conf, url=url,
+                                       allowed_remote_exmods=ALLOWED_REMOTE_EXMODS)
+
+
+def get_notification_transport(conf: cfg.ConfigOpts) -> messaging.Transport:
+    prepare_conf(conf)
+    return messaging.get_notification_transport(
+        conf, allowed_remote_exmods=ALLOWED_REMOTE_EXMODS)
+
+
+def get_client(transport: messaging.Transport, *, topic: str = TOPIC,
+               version: str | None = None, version_cap: str | None = None,
+               timeout: int | None = None) -> messaging.RPCClient:
+    target = messaging.Target(topic=topic, version=version)
+    return messaging.get_rpc_client(transport, target, version_cap=version_cap,
+                                    timeout=timeout)
+
+
+def get_server(transport: messaging.Transport, *, server: str, endpoints: Sequence[Any],
+               topic: str = TOPIC) -> messaging.RPCServer:
+    target = messaging.Target(topic=topic, server=server)
+    return messaging.get_rpc_server(transport, target, list(endpoints),
+                                    executor="threading")
+
+
+def get_notifier(conf: cfg.ConfigOpts, publisher_id: str,
+                 transport: messaging.Transport | None = None) -> messaging.Notifier:
+    transport = transport or get_notification_transport(conf)
+    return messaging.Notifier(transport, publisher_id=publisher_id)

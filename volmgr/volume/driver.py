@@ -1,0 +1,118 @@
+"""The storage driver interface the manager drives (DESIGN.md §2.5).
+
+Drivers receive small value objects (``VolumeRef``, ``SnapshotRef``), never ORM rows,
+and every method is idempotent: creating what exists with the right size succeeds,
+deleting what is gone succeeds. Drivers never see user text (names, descriptions,
+metadata): only UUIDs and sizes.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeRef:
+    """What a driver may know about a volume."""
+
+    id: str
+    size: int  # GiB
+    provider_location: str | None = None
+    provider_auth: str | None = None  # "CHAP <user> <secret>", stored with the volume
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotRef:
+    """What a driver may know about a snapshot."""
+
+    id: str
+    volume_id: str
+    size: int  # GiB
+
+
+@dataclasses.dataclass(frozen=True)
+class Capacity:
+    """Capacity in GiB as the scheduler and ``service list`` show it."""
+
+    total_gb: float
+    free_gb: float
+    provisioned_gb: float = 0.0
+    thin: bool = False
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total_capacity_gb": self.total_gb, "free_capacity_gb": self.free_gb,
+                "provisioned_capacity_gb": self.provisioned_gb,
+                "thin_provisioning_support": self.thin, **self.extra}
+
+
+class VolumeDriver(abc.ABC):
+    """Creates, exports and removes volumes on one backend."""
+
+    #: Name reported in capabilities, e.g. "lvm" or "file".
+    name = "base"
+
+    @abc.abstractmethod
+    def check_setup(self) -> None:
+        """Raise InvalidConfiguration or BackendError if the backend cannot work."""
+
+    @abc.abstractmethod
+    def create_volume(self, volume: VolumeRef) -> dict[str, Any]:
+        """Create the backing store; returns model updates (e.g. provider_location)."""
+
+    @abc.abstractmethod
+    def create_volume_from_snapshot(self, volume: VolumeRef,
+                                    snapshot: SnapshotRef) -> dict[str, Any]:
+        """Create a volume holding the snapshot's data (at least snapshot.size GiB)."""
+
+    @abc.abstractmethod
+    def delete_volume(self, volume: VolumeRef) -> None:
+        """Remove the backing store; VolumeHasSnapshots if snapshots depend on it."""
+
+    @abc.abstractmethod
+    def extend_volume(self, volume: VolumeRef, new_size: int) -> None:
+        """Grow the volume to ``new_size`` GiB; a no-op if it is that size already."""
+
+    @abc.abstractmethod
+    def create_snapshot(self, snapshot: SnapshotRef) -> dict[str, Any]:
+        """Create a point-in-time copy of ``snapshot.volume_id``."""
+
+    @abc.abstractmethod
+    def delete_snapshot(self, snapshot: SnapshotRef) -> None:
+        """Remove the snapshot; succeeds when it is already gone."""
+
+    @abc.abstractmethod
+    def create_export(self, volume: VolumeRef) -> dict[str, Any]:
+        """Export the volume (target, LUN, CHAP); returns model updates such as
+        ``provider_auth`` and ``provider_location``."""
+
+    @abc.abstractmethod
+    def ensure_export(self, volume: VolumeRef) -> None:
+        """Re-create the export if it is missing (after a target or host restart)."""
+
+    @abc.abstractmethod
+    def remove_export(self, volume: VolumeRef) -> None:
+        """Remove the export; succeeds when it is already gone."""
+
+    @abc.abstractmethod
+    def initialize_connection(self, volume: VolumeRef,
+                              connector: dict[str, Any]) -> dict[str, Any]:
+        """Allow ``connector`` in and return connection_info in the os-brick shape."""
+
+    @abc.abstractmethod
+    def terminate_connection(self, volume: VolumeRef, connector: dict[str, Any]) -> None:
+        """Withdraw what ``initialize_connection`` allowed."""
+
+    @abc.abstractmethod
+    def get_capacity(self) -> Capacity:
+        """Total, free and provisioned capacity of the backend."""
+
+    @abc.abstractmethod
+    def list_volume_ids(self) -> set[str]:
+        """UUIDs of the volumes that exist on the backend (for reconcile and tests)."""
+
+    @abc.abstractmethod
+    def list_exported_volume_ids(self) -> set[str]:
+        """UUIDs of the volumes the target helper currently exports."""

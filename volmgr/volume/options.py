@@ -1,0 +1,72 @@
+"""Options of the ``[volume]``, ``[lvm]``, ``[file]`` and ``[upgrade_levels]`` groups."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+volume_opts = [
+    cfg.StrOpt("driver", default="lvm", choices=["lvm", "file"],
+               help="Storage driver the volume manager uses."),
+    cfg.StrOpt("target_helper", default="tgtadm", choices=["tgtadm", "lioadm", "none"],
+               help="How volumes are exported: tgtadm (userspace tgtd), lioadm (kernel LIO "
+               "through rtslib-fb) or none (local attach only)."),
+    cfg.StrOpt("target_ip_address", default="127.0.0.1",
+               help="IP address initiators use to reach this host's iSCSI targets."),
+    cfg.PortOpt("target_port", default=3260, help="iSCSI portal port."),
+    cfg.StrOpt("target_prefix", default="iqn.2010-10.org.openstack:",
+               help="Prefix of every target IQN; the rest is 'volume-<uuid>'."),
+    cfg.StrOpt("target_lld", default="iscsi", help="tgtd low-level driver."),
+    cfg.StrOpt("root_helper", default="",
+               help="Command prefix for privileged commands, e.g. 'sudo'. Empty when the "
+               "daemon runs as root."),
+    cfg.IntOpt("command_timeout", default=120, min=1,
+               help="Seconds a storage command may run before it is killed."),
+    cfg.IntOpt("report_interval", default=10, min=1,
+               help="Seconds between heartbeats (with capacity) to the services table."),
+    cfg.IntOpt("recovery_interval", default=60, min=1,
+               help="Seconds between scans for transitional rows that have not moved."),
+    cfg.IntOpt("recovery_age", default=30, min=0,
+               help="Seconds a row must sit in a transitional state before recovery "
+               "re-drives it."),
+    cfg.IntOpt("recovery_max_attempts", default=3, min=1,
+               help="Times recovery re-drives one request before it gives up and sets the "
+               "row to the matching error_* status."),
+    cfg.IntOpt("executor_thread_pool_size", default=8, min=1,
+               help="Operations on different volumes the manager runs at once."),
+    cfg.IntOpt("graceful_shutdown_timeout", default=60, min=0,
+               help="Seconds SIGTERM waits for in-flight operations before exiting."),
+]
+
+lvm_opts = [
+    cfg.StrOpt("volume_group", default="volmgr-volumes",
+               help="Volume group that holds the volumes."),
+    cfg.StrOpt("lvm_type", default="thick", choices=["thick", "thin"],
+               help="Provisioning: thick LVs, or thin LVs in a pool inside the VG."),
+    cfg.StrOpt("thin_pool_name", default="volmgr-pool",
+               help="Name of the thin pool when lvm_type = thin."),
+    cfg.StrOpt("lvm_conf", default="",
+               help="Path of a private lvm.conf; its directory becomes LVM_SYSTEM_DIR for "
+               "every LVM command (e.g. 'global { activation = 0 }' in tests)."),
+    cfg.StrOpt("volume_clear", default="zero", choices=["none", "zero"],
+               help="How a thick volume is wiped before its LV is removed."),
+    cfg.IntOpt("volume_clear_size", default=0, min=0,
+               help="MiB to wipe at the start of a volume; 0 wipes all of it."),
+]
+
+file_opts = [
+    cfg.StrOpt("volumes_dir", default="$state_path/volumes",
+               help="Directory holding the file driver's sparse image files."),
+]
+
+upgrade_opts = [
+    cfg.StrOpt("volume", default=None,
+               help="Cap on the RPC version the API sends to volume managers, for rolling "
+               "upgrades (e.g. '1.0' while some managers are old)."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(volume_opts, group="volume")
+    conf.register_opts(lvm_opts, group="lvm")
+    conf.register_opts(file_opts, group="file")
+    conf.register_opts(upgrade_opts, group="upgrade_levels")

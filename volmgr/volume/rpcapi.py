@@ -1,0 +1,111 @@
+"""Client side of the volume manager's RPC API.
+
+Concepts: every manager consumes the topic ``volmgr-volume`` as *server* = its host
+name, so a message prepared with ``server=volume.host`` reaches exactly the manager that
+owns the volume. Casts are fire-and-forget: the database row records what was asked, and
+the manager's recovery re-drives anything a lost message left behind. Calls wait for an
+answer with a bounded timeout and are used only for short questions.
+
+Messages carry ids and a small request context, never ORM objects.
+
+API version history:
+
+* 1.0 - Initial version: create_volume, delete_volume, attach_volume, detach_volume,
+  extend_volume, create_snapshot, delete_snapshot (casts); get_capabilities, ping
+  (calls).
+* 1.1 - create_volume accepts ``snapshot_id`` to create a volume from a snapshot.
+
+An API newer than some managers is capped with ``[upgrade_levels] volume = 1.0`` during
+a rolling upgrade; the client then refuses to send a message that needs more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_config import cfg
+
+from volmgr import exception, rpc
+from volmgr.context import RequestContext
+
+RPC_API_VERSION = "1.1"
+
+#: Version each method needs at the least (its arguments as sent today).
+METHOD_VERSIONS = {
+    "create_volume": "1.0",
+    "delete_volume": "1.0",
+    "attach_volume": "1.0",
+    "detach_volume": "1.0",
+    "extend_volume": "1.0",
+    "create_snapshot": "1.0",
+    "delete_snapshot": "1.0",
+    "get_capabilities": "1.0",
+    "ping": "1.0",
+}
+
+
+class VolumeAPI:
+    """Casts and calls to ``volmgr-volume`` managers."""
+
+    def __init__(self, conf: cfg.ConfigOpts, transport: Any, *,
+                 cast_retry: int | None = None, call_timeout: int = 30) -> None:
+        self.version_cap: str | None = conf.upgrade_levels.volume or None
+        self.cast_retry = cast_retry
+        self.call_timeout = call_timeout
+        self.client = rpc.get_client(transport, version="1.0", version_cap=self.version_cap)
+
+    def _prepare(self, method: str, host: str, version: str | None = None,
+                 *, call: bool = False) -> Any:
+        needed = version or METHOD_VERSIONS[method]
+        if not self.client.can_send_version(needed):
+            raise exception.RPCVersionCapped(method=method, needed=needed,
+                                             cap=self.version_cap)
+        if call:
+            return self.client.prepare(server=host, version=needed,
+                                       timeout=self.call_timeout)
+        return self.client.prepare(server=host, version=needed, retry=self.cast_retry)
+
+    def _cast(self, context: RequestContext, method: str, host: str,
+              version: str | None = None, **kwargs: Any) -> None:
+        cctxt = self._prepare(method, host, version)
+        cctxt.cast(context.to_dict(), method, **kwargs)
+
+    def create_volume(self, context: RequestContext, host: str, volume_id: str,
+                      snapshot_id: str | None = None) -> None:
+        if snapshot_id is not None:
+            self._cast(context, "create_volume", host, "1.1", volume_id=volume_id,
+                       snapshot_id=snapshot_id)
+        else:
+            self._cast(context, "create_volume", host, volume_id=volume_id)
+
+    def delete_volume(self, context: RequestContext, host: str, volume_id: str) -> None:
+        self._cast(context, "delete_volume", host, volume_id=volume_id)
+
+    def attach_volume(self, context: RequestContext, host: str, volume_id: str,
+                      attachment_id: str) -> None:
+        self._cast(context, "attach_volume", host, volume_id=volume_id,
+                   attachment_id=attachment_id)
+
+    def detach_volume(self, context: RequestContext, host: str, volume_id: str,
+                      attachment_id: str) -> None:
+        self._cast(context, "detach_volume", host, volume_id=volume_id,
+                   attachment_id=attachment_id)
+
+    def extend_volume(self, context: RequestContext, host: str, volume_id: str,
+                      new_size: int) -> None:
+        self._cast(context, "extend_volume", host, volume_id=volume_id, new_size=new_size)
+
+    def create_snapshot(self, context: RequestContext, host: str, snapshot_id: str) -> None:
+        self._cast(context, "create_snapshot", host, snapshot_id=snapshot_id)
+
+    def delete_snapshot(self, context: RequestContext, host: str, snapshot_id: str) -> None:
+        self._cast(context, "delete_snapshot", host, snapshot_id=snapshot_id)
+
+    def get_capabilities(self, context: RequestContext, host: str) -> dict[str, Any]:
+        cctxt = self._prepare("get_capabilities", host, call=True)
+        result: dict[str, Any] = cctxt.call(context.to_dict(), "get_capabilities")
+        return result
+
+    def ping(self, context: RequestContext, host: str) -> str:
+        cctxt = self._prepare("ping", host, call=True)
+        return str(cctxt.call(context.to_dict(), "ping"))
