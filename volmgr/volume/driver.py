@@ -116,3 +116,8 @@ class VolumeDriver(abc.ABC):
     @abc.abstractmethod
     def list_exported_volume_ids(self) -> set[str]:
         """UUIDs of the volumes the target helper currently exports."""
+
+    def local_path(self, volume: VolumeRef) -> str:
+        """Path of the volume's block device or image on this host (what is exported,
+        and what a local attach or a data copy opens)."""
+        raise NotImplementedError(f"{type(self).__name__} has no local path")

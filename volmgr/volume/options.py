@@ -21,6 +21,20 @@ volume_opts = [
                "daemon runs as root."),
     cfg.IntOpt("command_timeout", default=120, min=1,
                help="Seconds a storage command may run before it is killed."),
+    cfg.IntOpt("lock_retry_attempts", default=5, min=1,
+               help="Times an LVM command that failed on a transient lock error is run "
+               "before the error is reported."),
+    cfg.IntOpt("tgt_control_port", default=0, min=0, max=65535,
+               help="Management port of tgtd ('tgtd -C N', 'tgtadm -C N'); 0 is tgtd's "
+               "default. Lets several tgtd instances share a host (tests, multi-backend)."),
+    cfg.StrOpt("target_files_dir", default="$state_path/targets",
+               help="Directory of the persistent tgt target files (one per exported "
+               "volume, mode 0600: they hold the CHAP secret); ensure_export re-creates "
+               "targets from them after tgtd or the host restarts."),
+    cfg.BoolOpt("target_initiator_acl", default=False,
+                help="When true, a target admits only the initiators named by "
+                "initialize_connection (plus CHAP); when false any initiator holding the "
+                "volume's CHAP credentials may log in."),
     cfg.IntOpt("report_interval", default=10, min=1,
                help="Seconds between heartbeats (with capacity) to the services table."),
     cfg.IntOpt("recovery_interval", default=60, min=1,
@@ -51,6 +65,9 @@ lvm_opts = [
                help="How a thick volume is wiped before its LV is removed."),
     cfg.IntOpt("volume_clear_size", default=0, min=0,
                help="MiB to wipe at the start of a volume; 0 wipes all of it."),
+    cfg.StrOpt("device_dir", default="/dev",
+               help="Directory under which an active LV appears as "
+               "<device_dir>/<volume_group>/<lv name>; the path exported and wiped."),
 ]
 
 file_opts = [
