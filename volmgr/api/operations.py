@@ -1,0 +1,242 @@
+"""What every API request does, whichever face it came through: validate the state
+change with one guarded database write, pick the host, cast, return the row.
+
+Delivery contract (DESIGN.md §2.4): the row is written *before* the cast. A cast that
+fails afterwards (broker down beyond ``[api] rpc_cast_retry``, a capped RPC version) is
+logged and the request still succeeds: the row now sits in a transitional status with
+its ``status_changed_at``, and the owning manager's recovery re-drives it. This module
+never calls a manager synchronously and never touches storage.
+
+Scheduling failures: a volume no host can hold is kept as a visible ``error`` row with
+the reason in ``status_reason`` and no host. Like Cinder, that row keeps its quota
+reservation until the user deletes it; the delete then completes here in the API (there
+is no manager to cast to) and gives the quota back. Releasing the quota earlier would
+make that later delete release it a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from oslo_config import cfg
+
+from volmgr import exception, states
+from volmgr.api.scheduler import Scheduler
+from volmgr.context import RequestContext
+from volmgr.db import Database, models
+
+LOG = logging.getLogger(__name__)
+
+
+class CastingAPI(Protocol):
+    """The casts of ``volmgr.volume.rpcapi.VolumeAPI`` that the API uses."""
+
+    def create_volume(self, context: RequestContext, host: str, volume_id: str,
+                      snapshot_id: str | None = None) -> None: ...
+
+    def delete_volume(self, context: RequestContext, host: str, volume_id: str) -> None: ...
+
+    def attach_volume(self, context: RequestContext, host: str, volume_id: str,
+                      attachment_id: str) -> None: ...
+
+    def detach_volume(self, context: RequestContext, host: str, volume_id: str,
+                      attachment_id: str) -> None: ...
+
+    def extend_volume(self, context: RequestContext, host: str, volume_id: str,
+                      new_size: int) -> None: ...
+
+    def create_snapshot(self, context: RequestContext, host: str,
+                        snapshot_id: str) -> None: ...
+
+    def delete_snapshot(self, context: RequestContext, host: str,
+                        snapshot_id: str) -> None: ...
+
+
+def scope(ctx: RequestContext) -> str | None:
+    """The project a caller's lookups are confined to; admins see every project."""
+    return None if ctx.is_admin else ctx.project_id
+
+
+class Operations:
+    """The volume, attachment and snapshot requests of both API faces."""
+
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, rpcapi: CastingAPI) -> None:
+        self.conf = conf
+        self.db = db
+        self.rpcapi = rpcapi
+        self.scheduler = Scheduler(conf, db)
+
+    # -- reads ---------------------------------------------------------------------
+
+    def get_volume(self, ctx: RequestContext, volume_id: str) -> models.Volume:
+        return self.db.volume_get(volume_id, scope(ctx))
+
+    def list_volumes(self, ctx: RequestContext, project_id: str | None, *,
+                     filters: Mapping[str, Any] | None = None, limit: int | None = None,
+                     marker: str | None = None, offset: int = 0) -> list[models.Volume]:
+        """``project_id`` None lists every project (admins with all_tenants only)."""
+        if project_id is None and not ctx.is_admin:
+            project_id = ctx.project_id
+        return self.db.volume_list(project_id, filters=filters, limit=limit,
+                                   marker=marker, offset=offset)
+
+    def get_snapshot(self, ctx: RequestContext, snapshot_id: str) -> models.Snapshot:
+        return self.db.snapshot_get(snapshot_id, scope(ctx))
+
+    def list_snapshots(self, ctx: RequestContext, project_id: str | None, *,
+                       filters: Mapping[str, Any] | None = None, limit: int | None = None,
+                       marker: str | None = None, offset: int = 0) -> list[models.Snapshot]:
+        if project_id is None and not ctx.is_admin:
+            project_id = ctx.project_id
+        return self.db.snapshot_list(project_id, filters=filters, limit=limit,
+                                     marker=marker, offset=offset)
+
+    def get_attachment(self, ctx: RequestContext, server_id: str,
+                       volume_id: str) -> models.VolumeAttachment:
+        return self.db.attachment_find(volume_id, server_id, scope(ctx))
+
+    def list_attachments(self, ctx: RequestContext,
+                         server_id: str) -> list[models.VolumeAttachment]:
+        return self.db.attachment_list(server_id=server_id, project_id=ctx.project_id)
+
+    # -- volumes -------------------------------------------------------------------
+
+    def create_volume(self, ctx: RequestContext, *, size: int, name: str | None = None,
+                      description: str | None = None,
+                      metadata: Mapping[str, str] | None = None,
+                      availability_zone: str | None = None,
+                      volume_type: str | None = None,
+                      snapshot_id: str | None = None) -> models.Volume:
+        zone = self.conf.storage_availability_zone
+        if availability_zone not in (None, zone):
+            raise exception.InvalidInput(
+                reason=f"availability zone {availability_zone!r} does not exist; "
+                f"this service offers {zone!r}")
+        host: str | None
+        reason: str | None = None
+        if snapshot_id is not None:
+            snapshot = self.db.snapshot_get(snapshot_id, ctx.project_id)
+            if snapshot.status != states.SNAP_AVAILABLE:
+                raise exception.SnapshotStatusConflict(
+                    snapshot_id=snapshot_id, status=snapshot.status,
+                    expected=states.SNAP_AVAILABLE)
+            if size < snapshot.size:
+                raise exception.InvalidInput(
+                    reason=f"size {size} GiB is smaller than the snapshot's "
+                    f"{snapshot.size} GiB")
+            # A volume made from a snapshot lives on the snapshot's backend.
+            host = snapshot.host
+        else:
+            try:
+                host = self.scheduler.choose_host(size)
+            except exception.NoValidHost as error:
+                host, reason = None, str(error)
+        volume = self.db.volume_create(
+            project_id=ctx.project_id, user_id=ctx.user_id, size=size,
+            display_name=name, display_description=description, metadata=metadata,
+            availability_zone=zone, volume_type=volume_type, snapshot_id=snapshot_id,
+            host=host, status=states.CREATING if host else states.ERROR)
+        if host is None:
+            LOG.warning("Volume %s could not be scheduled: %s", volume.id, reason)
+            self.db.volume_update(volume.id, {"status_reason": reason})
+            return self.db.volume_get(volume.id)
+        self._cast(ctx, "create_volume", volume.id,
+                   lambda: self.rpcapi.create_volume(ctx, host, volume.id,
+                                                     snapshot_id=snapshot_id))
+        return volume
+
+    def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
+        volume = self.db.volume_get(volume_id, scope(ctx))
+        self.db.volume_transition_or_raise(
+            volume_id, states.CAN_DELETE_FROM,
+            {"status": states.DELETING, "status_reason": None, "recovery_attempts": 0},
+            project_id=scope(ctx), no_attachments=True, no_snapshots=True)
+        host = volume.host
+        if host is None:
+            # Never scheduled: nothing exists on any backend, and no manager owns it.
+            self.db.volume_destroy(volume_id)
+            return
+        self._cast(ctx, "delete_volume", volume_id,
+                   lambda: self.rpcapi.delete_volume(ctx, host, volume_id))
+
+    def extend_volume(self, ctx: RequestContext, volume_id: str, new_size: int) -> None:
+        volume = self.db.volume_begin_extend(volume_id, new_size, project_id=scope(ctx))
+        host = volume.host
+        if host is None:  # pragma: no cover - only available volumes extend, and they have one
+            raise exception.InvalidVolume(reason="the volume is not placed on any host")
+        self._cast(ctx, "extend_volume", volume_id,
+                   lambda: self.rpcapi.extend_volume(ctx, host, volume_id, new_size))
+
+    # -- attachments ---------------------------------------------------------------
+
+    def attach(self, ctx: RequestContext, server_id: str, volume_id: str, *,
+               device: str | None, connector: Mapping[str, Any] | None) -> models.VolumeAttachment:
+        volume = self.db.volume_get(volume_id, scope(ctx))
+        attachment = self.db.attachment_begin(volume_id, server_id=server_id, device=device,
+                                              connector=connector, project_id=scope(ctx))
+        host = volume.host
+        if host is None:  # pragma: no cover - attach needs available, which needs a host
+            raise exception.InvalidVolume(reason="the volume is not placed on any host")
+        self._cast(ctx, "attach_volume", volume_id,
+                   lambda: self.rpcapi.attach_volume(ctx, host, volume_id, attachment.id))
+        return attachment
+
+    def detach(self, ctx: RequestContext, server_id: str, volume_id: str) -> None:
+        volume = self.db.volume_get(volume_id, scope(ctx))
+        attachment = self.db.detach_begin(volume_id, server_id, project_id=scope(ctx))
+        host = volume.host
+        if host is None:  # pragma: no cover - an attached volume has a host
+            raise exception.InvalidVolume(reason="the volume is not placed on any host")
+        self._cast(ctx, "detach_volume", volume_id,
+                   lambda: self.rpcapi.detach_volume(ctx, host, volume_id, attachment.id))
+
+    # -- snapshots -----------------------------------------------------------------
+
+    def create_snapshot(self, ctx: RequestContext, volume_id: str, *,
+                        name: str | None = None, description: str | None = None,
+                        metadata: Mapping[str, str] | None = None,
+                        force: bool = False) -> models.Snapshot:
+        volume = self.db.volume_get(volume_id, scope(ctx))
+        if volume.status == states.IN_USE and not force:
+            raise exception.VolumeStatusConflict(
+                volume_id=volume_id, status=volume.status,
+                expected=f"{states.AVAILABLE} (or in-use with force=true)")
+        snapshot = self.db.snapshot_create(
+            volume_id, project_id=volume.project_id, user_id=ctx.user_id,
+            display_name=name, display_description=description, metadata=metadata)
+        host = snapshot.host
+        if host is None:  # pragma: no cover - snapshottable volumes have a host
+            raise exception.InvalidVolume(reason="the volume is not placed on any host")
+        self._cast(ctx, "create_snapshot", snapshot.id,
+                   lambda: self.rpcapi.create_snapshot(ctx, host, snapshot.id))
+        return snapshot
+
+    def delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
+        snapshot = self.db.snapshot_get(snapshot_id, scope(ctx))
+        self.db.snapshot_transition_or_raise(
+            snapshot_id, states.SNAP_CAN_DELETE_FROM,
+            {"status": states.SNAP_DELETING, "status_reason": None, "recovery_attempts": 0},
+            project_id=scope(ctx))
+        host = snapshot.host
+        if host is None:  # pragma: no cover - snapshots inherit their volume's host
+            self.db.snapshot_destroy(snapshot_id)
+            return
+        self._cast(ctx, "delete_snapshot", snapshot_id,
+                   lambda: self.rpcapi.delete_snapshot(ctx, host, snapshot_id))
+
+    # -- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _cast(ctx: RequestContext, method: str, resource_id: str,
+              send: Callable[[], None]) -> None:
+        """Send a cast whose row is already written; a failure is logged, not raised
+        (the manager's recovery re-drives the row, see the module docstring)."""
+        try:
+            send()
+        except Exception as error:  # any bus failure is recoverable
+            LOG.warning("%s: cast %s for %s failed (%s: %s); the row stays in its "
+                        "transitional status and the manager's recovery will re-drive "
+                        "it", ctx.request_id, method, resource_id,
+                        type(error).__name__, error)
