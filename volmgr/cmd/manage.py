@@ -1,21 +1,26 @@
 """volmgr-manage: the operator's command line (database, services, volumes, reconcile).
 
-Each sub-command is a small function taking the parsed ``conf``; output is a table, or
-JSON with ``--format json``.
+``volmgr-manage --config-file F <category> <action> [args]``. Each action is a small
+function taking the parsed ``conf`` (its arguments under ``conf.command``); output is
+an aligned table, or JSON with ``--format json``. A volmgr error prints ``error: ...``
+on stderr and exits 1. The commands live in volmgr/manage/; this module only parses.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from oslo_config import cfg
 
-from volmgr import config, exception
+from volmgr import config, exception, states
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
+from volmgr.manage import reconcile, services, volumes
+from volmgr.manage.output import output  # noqa: F401 - kept for callers of the old name
 
 Command = Callable[[cfg.ConfigOpts], int]
 
@@ -54,54 +59,129 @@ def db_version(conf: cfg.ConfigOpts) -> int:
     return 0
 
 
-COMMANDS: dict[str, dict[str, Command]] = {
-    "db": {"sync": db_sync, "check": db_check, "downgrade": db_downgrade,
-           "version": db_version},
-}
-
-
-def output(conf: cfg.ConfigOpts, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    """Print ``rows`` as an aligned table, or as JSON with ``--format json``."""
-    if conf.command.format == "json":
-        print(json.dumps(list(rows), indent=2, default=str))
-        return
-    widths = [max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(w)
-                        for c, w in zip(columns, widths, strict=True)))
-
-
 def database(conf: cfg.ConfigOpts) -> Database:
     return Database.from_conf(conf)
 
 
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """One argparse argument of an action."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    handler: Command
+    help: str
+    args: tuple[Arg, ...] = ()
+    epilog: str | None = None
+
+
+def _arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+_REVISION = _arg("--revision", help="Alembic revision (default: head for sync, base for "
+                 "downgrade).")
+_BINARY = _arg("--binary", default="volmgr-volume", help="Service binary (default: "
+               "%(default)s).")
+# Sub-command dests share oslo.config's namespace: ``host`` would clash with
+# [DEFAULT] host, hence the explicit dests.
+_HOST = _arg("service_host", metavar="host",
+             help="Host name as the service registered it ([DEFAULT] host).")
+
+COMMANDS: dict[str, dict[str, Action]] = {
+    "db": {
+        "sync": Action(db_sync, "Create or upgrade the schema.", (_REVISION,)),
+        "check": Action(db_check, "Exit 1 if the schema differs from the models."),
+        "downgrade": Action(db_downgrade, "Downgrade the schema.", (_REVISION,)),
+        "version": Action(db_version, "Print the schema revision."),
+    },
+    "service": {
+        "list": Action(services.service_list,
+                       "Services with up/down, enabled/disabled, heartbeat and capacity.",
+                       (_arg("--binary", help="Only services of this binary."),)),
+        "disable": Action(services.service_disable,
+                          "Stop scheduling new volumes to HOST.",
+                          (_HOST, _BINARY, _arg("--reason", help="Why (shown in list)."))),
+        "enable": Action(services.service_enable, "Schedule new volumes to HOST again.",
+                         (_HOST, _BINARY)),
+    },
+    "volume": {
+        "list": Action(volumes.volume_list, "Volumes of every project.", (
+            _arg("--all", action="store_true", help="Include deleted volumes."),
+            _arg("--host", dest="on_host", help="Only volumes on this host."),
+            _arg("--status", help="Only volumes in this status."))),
+        "show": Action(volumes.volume_show,
+                       "One volume with its status_reason and attachments.",
+                       (_arg("volume_id"),)),
+        "reset-state": Action(volumes.volume_reset_state,
+                              "Set a volume's status by hand (storage is not touched).", (
+            _arg("volume_id"),
+            _arg("--state", required=True, metavar="STATE",
+                 help="One of: " + ", ".join(states.VOLUME_STATUSES)),
+            _arg("--reason", help="status_reason to record."))),
+        "force-delete": Action(volumes.volume_force_delete,
+                               "Delete volumes whatever their status.",
+                               (_arg("volume_ids", nargs="+", metavar="volume_id"),)),
+    },
+    "reconcile": {
+        "run": Action(reconcile.reconcile, "Compare DB and backend on this host.", (
+            _arg("--fix", action="store_true",
+                 help="Remove orphan volumes and targets; set rows whose backing volume "
+                 "is missing to error."),)),
+    },
+}
+
+_RECONCILE_EPILOG = (
+    "Compares the volume rows of this host ([DEFAULT] host) with the backend's volumes "
+    "and targets. Exit status: 0 no differences (or all repaired), 3 differences found "
+    "and not repaired, 1 error or a repair failed.")
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["table", "json"], default="table",
+                        help="Output format (default: table).")
+
+
+def _add_args(parser: argparse.ArgumentParser, action: Action) -> None:
+    for arg in action.args:
+        parser.add_argument(*arg.flags, **arg.options)
+    _add_format(parser)
+
+
 def _add_parsers(subparsers: Any) -> None:
     for category, actions in COMMANDS.items():
-        category_parser = subparsers.add_parser(category)
+        if category == "reconcile":
+            # ``reconcile [--fix]`` has no action word; it is the category's only action.
+            parser = subparsers.add_parser(category, help=actions["run"].help,
+                                           epilog=_RECONCILE_EPILOG)
+            parser.set_defaults(action="run")
+            _add_args(parser, actions["run"])
+            continue
+        category_parser = subparsers.add_parser(category, help=f"{category} commands")
         action_parsers = category_parser.add_subparsers(dest="action")
         action_parsers.required = True
-        for action in actions:
-            parser = action_parsers.add_parser(action)
-            parser.add_argument("args", nargs="*")
-            parser.add_argument("--revision")
-            parser.add_argument("--format", choices=["table", "json"], default="table")
-            parser.add_argument("--state")
-            parser.add_argument("--fix", action="store_true")
-            parser.add_argument("--reason")
-            parser.add_argument("--binary", default="volmgr-volume")
-            parser.add_argument("--all", action="store_true")
+        for name, action in actions.items():
+            _add_args(action_parsers.add_parser(name, help=action.help), action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     conf = config.new_conf()
     conf.register_cli_opt(cfg.SubCommandOpt(
         "command", title="Commands", handler=_add_parsers,
-        help="db sync|check|downgrade|version"))
+        help="db sync|check|downgrade|version; service list|disable|enable; "
+        "volume list|show|reset-state|force-delete; reconcile [--fix]"))
     config.parse_args(sys.argv[1:] if argv is None else argv, conf)
-    handler = COMMANDS[conf.command.name][conf.command.action]
+    handler = COMMANDS[conf.command.name][conf.command.action].handler
     try:
         return handler(conf)
     except exception.VolmgrError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

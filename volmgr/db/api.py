@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from volmgr.db import engine as engine_mod
+from volmgr.db.admin import AdminQueries
 from volmgr.db.attachments import AttachmentQueries
 from volmgr.db.quota import QuotaQueries
 from volmgr.db.services import ServiceQueries
@@ -18,7 +19,7 @@ from volmgr.db.volumes import VolumeQueries
 
 
 class Database(VolumeQueries, AttachmentQueries, SnapshotQueries, ServiceQueries,
-               QuotaQueries):
+               QuotaQueries, AdminQueries):
     """Facade over volmgr's tables."""
 
     @classmethod

@@ -1,0 +1,219 @@
+"""``volmgr-manage reconcile [--fix]``: compare this host's volume rows with what its
+backend really holds, and report (or repair) the differences.
+
+Problems found:
+
+* ``orphan_lv`` - a volume on the backend with no live row anywhere (a crash between
+  lvcreate and the INSERT's rollback, or a hand-made copy): removed with ``--fix``.
+* ``orphan_target`` - an export whose volume has no live row, or whose row is in a
+  status that has no business being exported: removed with ``--fix``.
+* ``missing_lv`` - a live row in a status that needs its backing volume, but the
+  backend has none (removed by hand, lost disk): set to ``error`` with ``--fix``.
+* ``foreign_lv`` - a volume on this backend whose live row names another host: only
+  reported, never touched (two hosts sharing a backend is a configuration problem).
+
+It must never touch a volume a row still claims, and never change a row that moved
+while it looked: each repair re-checks and uses a guarded UPDATE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from oslo_config import cfg
+
+from volmgr import exception, states
+from volmgr.db import Database, models
+from volmgr.manage.output import note, output, wants_json
+from volmgr.manage.progress import Progress
+from volmgr.volume.driver import VolumeDriver, VolumeRef
+
+SERVICE_BINARY = "volmgr-volume"
+MISSING_REASON = "backing volume missing (found by reconcile)"
+
+#: Statuses in which the backing volume must exist. ``creating`` and ``error`` (a
+#: create that failed) may legitimately have none; ``deleting``/``error_deleting``
+#: may already have lost it.
+NEEDS_BACKING = (states.AVAILABLE, states.IN_USE, states.ATTACHING, states.DETACHING,
+                 states.EXTENDING, states.ERROR_ATTACHING, states.ERROR_DETACHING,
+                 states.ERROR_EXTENDING)
+
+#: Statuses in which an export is expected: an attachment is being made, is live, or
+#: is being (or failed to be) taken down and may still carry a server's I/O.
+EXPORT_EXPECTED = (states.ATTACHING, states.IN_USE, states.DETACHING,
+                   states.ERROR_DETACHING)
+
+#: Exit codes, after nova-manage's audit commands: scripts can tell "clean" from
+#: "found something" without parsing output.
+EXIT_CLEAN = 0
+EXIT_FAILED = 1
+EXIT_FOUND = 3
+
+ORDER = ("orphan_target", "orphan_lv", "missing_lv", "foreign_lv")
+
+
+@dataclasses.dataclass
+class Finding:
+    """One difference between the database and the backend."""
+
+    problem: str
+    volume_id: str
+    status: str | None
+    detail: str
+    action: str = "reported"
+    size: int = 0
+    provider_location: str | None = None
+    provider_auth: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        # provider_auth holds the CHAP secret: it never leaves this object.
+        return {"problem": self.problem, "volume_id": self.volume_id,
+                "status": self.status, "detail": self.detail, "action": self.action}
+
+    def ref(self) -> VolumeRef:
+        return VolumeRef(id=self.volume_id, size=self.size,
+                         provider_location=self.provider_location,
+                         provider_auth=self.provider_auth)
+
+
+def _finding(problem: str, volume_id: str, volume: models.Volume | None,
+             detail: str) -> Finding:
+    if volume is None:
+        return Finding(problem, volume_id, None, detail)
+    return Finding(problem, volume_id, volume.status, detail, size=volume.size,
+                   provider_location=volume.provider_location,
+                   provider_auth=volume.provider_auth)
+
+
+def find_problems(db: Database, driver: VolumeDriver, host: str) -> list[Finding]:
+    """Compare rows and backend. The backend is listed before and after the rows are
+    read so an operation finishing meanwhile is not mistaken for a problem: a volume
+    seen first has its row inserted already (rows are written before storage), and a
+    row read as e.g. ``available`` had its volume created before the second listing."""
+    backend_before = driver.list_volume_ids()
+    exported_before = driver.list_exported_volume_ids()
+    on_host = {v.id: v for v in db.volumes_by_host(host)}
+    elsewhere = db.volumes_by_ids(backend_before - on_host.keys())
+    backend_after = driver.list_volume_ids()
+    exported_after = driver.list_exported_volume_ids()
+
+    findings: list[Finding] = []
+    for volume_id in sorted(backend_before - on_host.keys()):
+        other = elsewhere.get(volume_id)
+        if other is None:
+            findings.append(_finding("orphan_lv", volume_id, None,
+                                     "on the backend, no live volume row"))
+        else:
+            findings.append(_finding("foreign_lv", volume_id, other,
+                                     f"row belongs to host {other.host!r}; not touched"))
+    for volume_id in sorted(exported_before & exported_after):
+        volume = on_host.get(volume_id)
+        if volume is None:
+            findings.append(_finding("orphan_target", volume_id, elsewhere.get(volume_id),
+                                     "exported, no live volume row on this host"))
+        elif volume.status not in EXPORT_EXPECTED:
+            findings.append(_finding("orphan_target", volume_id, volume,
+                                     f"exported while {volume.status}"))
+    for volume_id, volume in sorted(on_host.items()):
+        if volume.status in NEEDS_BACKING and volume_id not in backend_after:
+            findings.append(_finding("missing_lv", volume_id, volume,
+                                     f"row is {volume.status}, backend has no volume"))
+    findings.sort(key=lambda f: (ORDER.index(f.problem), f.volume_id))
+    return findings
+
+
+def fix_problems(db: Database, driver: VolumeDriver, findings: Iterable[Finding],
+                 progress: Progress | None = None) -> None:
+    """Repair what ``find_problems`` reported; each finding's ``action`` says what was
+    done (or why not). Backend errors are recorded per finding, never abort the run."""
+    exported = driver.list_exported_volume_ids()
+    for finding in findings:
+        try:
+            finding.action = _fix_one(db, driver, finding, exported)
+        except exception.VolmgrError as error:
+            finding.action = f"failed: {error}"
+        if progress is not None:
+            progress.advance()
+
+
+def _fix_one(db: Database, driver: VolumeDriver, finding: Finding,
+             exported: set[str]) -> str:
+    if finding.problem == "orphan_target":
+        current = db.volumes_by_ids([finding.volume_id]).get(finding.volume_id)
+        if current is not None and current.status in EXPORT_EXPECTED:
+            return f"skipped: volume became {current.status}"
+        driver.remove_export(finding.ref())
+        return "export removed"
+    if finding.problem == "orphan_lv":
+        if db.volumes_by_ids([finding.volume_id]):
+            return "skipped: a volume row appeared"
+        if finding.volume_id in exported:
+            driver.remove_export(finding.ref())
+        driver.delete_volume(finding.ref())
+        return "volume removed"
+    if finding.problem == "missing_lv":
+        assert finding.status is not None
+        if not db.volume_transition(finding.volume_id, (finding.status,),
+                                    {"status": states.ERROR,
+                                     "status_reason": MISSING_REASON}):
+            return "skipped: row changed meanwhile"
+        if finding.volume_id in exported:
+            # An error volume is never exported; leaving it would be the next orphan.
+            driver.remove_export(finding.ref())
+            return "set to error; export removed"
+        return "set to error"
+    return "reported only"
+
+
+def _require_registered_host(db: Database, host: str) -> None:
+    """--fix deletes data; a wrong database or host name would make every volume look
+    orphaned, so insist that this host's manager is known to this database."""
+    try:
+        db.service_get(host, SERVICE_BINARY)
+    except exception.ServiceNotFound:
+        raise exception.InvalidConfiguration(
+            reason=f"no {SERVICE_BINARY} service for host {host!r} in this database; "
+            "refusing --fix (check [DEFAULT] host and [database] connection)") from None
+
+
+def load_driver(conf: cfg.ConfigOpts) -> VolumeDriver:
+    from volmgr.volume import drivers
+
+    driver: VolumeDriver = drivers.load_driver(conf)
+    driver.check_setup()
+    return driver
+
+
+def reconcile(conf: cfg.ConfigOpts) -> int:
+    host = conf.host
+    db = Database.from_conf(conf)
+    try:
+        if conf.command.fix:
+            _require_registered_host(db, host)
+        driver = load_driver(conf)
+        findings = find_problems(db, driver, host)
+        if conf.command.fix and findings:
+            with Progress("reconcile --fix", len(findings)) as progress:
+                fix_problems(db, driver, findings, progress)
+    finally:
+        db.dispose()
+    if findings or wants_json(conf):
+        output(conf, [f.row() for f in findings],
+               ("problem", "volume_id", "status", "detail", "action"))
+    else:
+        print(f"No differences between the database and the backend on host {host}.")
+    if not findings:
+        return EXIT_CLEAN
+    if not conf.command.fix:
+        note(f"{len(findings)} difference(s) found on host {host}; "
+             "run with --fix to repair them")
+        return EXIT_FOUND
+    failed = [f for f in findings if f.action.startswith("failed")]
+    if failed:
+        note(f"{len(failed)} of {len(findings)} repair(s) failed")
+        return EXIT_FAILED
+    if any(f.action == "reported only" for f in findings):
+        return EXIT_FOUND
+    return EXIT_CLEAN
