@@ -10,6 +10,14 @@ api_opts = [
     cfg.PortOpt("bind_port", default=8776, help="TCP port the API listens on."),
     cfg.IntOpt("workers", default=2, min=1,
                help="Number of API worker processes volmgr-api starts."),
+    cfg.IntOpt("threads", default=1, min=1,
+               help="Request threads per worker process; more than 1 uses gunicorn's "
+               "gthread worker, 1 its sync worker."),
+    cfg.IntOpt("worker_timeout", default=60, min=1,
+               help="Seconds a worker may stay silent (stuck in one request) before the "
+               "master restarts it."),
+    cfg.BoolOpt("access_log", default=False,
+                help="Log one line per request to stderr."),
     cfg.IntOpt("max_volume_size", default=1024, min=1,
                help="Largest volume, in GiB, a single request may create or extend to."),
     cfg.IntOpt("max_request_body_size", default=114688, min=1024,

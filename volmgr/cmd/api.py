@@ -1,10 +1,78 @@
-"""Entry point of volmgr-api (not built yet: see its issue)."""
+"""Entry point of volmgr-api: serves the WSGI app with ``[api] workers`` gunicorn
+worker processes.
+
+The master process only parses the configuration and supervises; each worker builds its
+own ``Database`` engine and oslo.messaging transport once, right after the fork (an
+engine or AMQP connection shared across a fork breaks), and reuses them for every
+request.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from oslo_config import cfg
+
+from volmgr import config
+
+LOG = logging.getLogger("volmgr.api")
+
+
+class APIServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn embedded: settings from ``conf``, the app built per worker."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conf = conf
+        super().__init__()
+
+    def gunicorn_settings(self) -> dict[str, Any]:
+        api = self.conf.api
+        settings: dict[str, Any] = {
+            "bind": [f"{api.bind_host}:{api.bind_port}"],
+            "workers": api.workers,
+            "threads": api.threads,
+            "worker_class": "gthread" if api.threads > 1 else "sync",
+            "timeout": api.worker_timeout,
+            "graceful_timeout": 30,
+            "preload_app": False,
+            "proc_name": "volmgr-api",
+            "errorlog": "-",
+            "loglevel": "info",
+            # Bodies are capped by the app ([api] max_request_body_size); these keep a
+            # client from holding a worker with endless headers.
+            "limit_request_line": 8190,
+            "limit_request_fields": 100,
+        }
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25 opens a control socket at a fixed per-user path: several
+            # API services (or tests) on one host would fight over it.
+            settings["control_socket_disable"] = True
+        if api.access_log:
+            settings["accesslog"] = "-"
+        return settings
+
+    def load_config(self) -> None:
+        for key, value in self.gunicorn_settings().items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Callable[..., Any]:
+        # Runs in each worker after fork (preload_app is off).
+        from volmgr.api.app import build_app
+
+        app = build_app(self.conf)
+        LOG.info("volmgr-api worker ready (auth_strategy=%s)", self.conf.auth_strategy)
+        return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("volmgr-api: not yet implemented", file=sys.stderr)
-    return 2
+    conf = config.parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    LOG.info("volmgr-api listening on %s:%d with %d worker(s)", conf.api.bind_host,
+             conf.api.bind_port, conf.api.workers)
+    APIServer(conf).run()
+    return 0
