@@ -8,6 +8,7 @@ here (``_register_missing_messaging_opts``).
 from __future__ import annotations
 
 import logging
+import random
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -45,9 +46,47 @@ def _register_missing_messaging_opts(conf: cfg.ConfigOpts) -> None:
             pass
 
 
+#: Range of the per-process ``kombu_reconnect_delay`` default (seconds); see
+#: ``_set_rabbit_defaults``.
+RECONNECT_DELAY_RANGE = (1.0, 4.0)
+_RECONNECT_DELAY = round(random.uniform(*RECONNECT_DELAY_RANGE), 2)  # noqa: S311
+
+
+def _set_rabbit_defaults(conf: cfg.ConfigOpts) -> None:
+    """Spread reconnects after a broker outage (docs/rpc.md).
+
+    In oslo.messaging 18.3 every failed reconnect attempt sleeps ``kombu_reconnect_delay``
+    plus kombu's deterministic backoff (``rabbit_retry_interval`` growing by
+    ``rabbit_retry_backoff`` up to ``rabbit_interval_max``); ``kombu_reconnect_splay``
+    only changes the figure that is logged. So each process draws its own delay once,
+    and hundreds of daemons that lost the broker together do not knock on it together.
+    An operator's value in the config file still wins: this is only the default.
+    """
+    try:
+        from oslo_messaging._drivers import impl_rabbit
+    except ImportError:  # pragma: no cover - a release that moved the module
+        return
+    group = "oslo_messaging_rabbit"
+    try:
+        conf.register_opts(impl_rabbit.rabbit_opts, group=group)
+    except cfg.DuplicateOptError:  # pragma: no cover - registered differently elsewhere
+        return
+    conf.set_default("kombu_reconnect_delay", _RECONNECT_DELAY, group=group)
+
+
+def register_messaging_opts(conf: cfg.ConfigOpts) -> None:
+    """Register ``transport_url`` and its siblings on ``conf`` so a caller can read or
+    default them before any transport exists. These are the very option objects
+    oslo.messaging registers itself later, so that registration is a no-op."""
+    from oslo_messaging import transport as messaging_transport
+
+    conf.register_opts(messaging_transport._transport_opts)
+
+
 def prepare_conf(conf: cfg.ConfigOpts) -> None:
     """Register what oslo.messaging needs on ``conf``; idempotent."""
     _register_missing_messaging_opts(conf)
+    _set_rabbit_defaults(conf)
     messaging.set_transport_defaults(control_exchange=CONTROL_EXCHANGE)
 
 
@@ -72,10 +111,13 @@ def get_client(transport: messaging.Transport, *, topic: str = TOPIC,
 
 
 def get_server(transport: messaging.Transport, *, server: str, endpoints: Sequence[Any],
-               topic: str = TOPIC) -> messaging.RPCServer:
+               topic: str = TOPIC, explicit: bool = False) -> messaging.RPCServer:
+    """An RPC server on the threading executor. With ``explicit``, only endpoint methods
+    decorated with ``oslo_messaging.expose`` can be invoked over the bus."""
     target = messaging.Target(topic=topic, server=server)
+    policy = messaging.ExplicitRPCAccessPolicy if explicit else None
     return messaging.get_rpc_server(transport, target, list(endpoints),
-                                    executor="threading")
+                                    executor="threading", access_policy=policy)
 
 
 def get_notifier(conf: cfg.ConfigOpts, publisher_id: str,
