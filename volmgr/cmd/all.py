@@ -1,7 +1,7 @@
 """volmgr-all: the API and one volume manager in a single process, on embedded defaults.
 
-Defaults: SQLite under ``state_path`` (``~/.local/state/volmgr``, or ``/var/lib/volmgr``
-for root), oslo.messaging's in-process ``fake://`` transport, the file driver, and the
+Defaults: SQLite under ``state_path`` (``$XDG_STATE_HOME/volmgr``, by default
+``~/.local/state/volmgr``), oslo.messaging's in-process ``fake://`` transport, the file driver, and the
 tgtadm target helper when a tgtd answers on the target port (``none`` otherwise). Every
 default can be overridden with ``--config-file``. ``--demo`` drives the running service
 through its own HTTP API once and exits. This is the quick start, not a deployment:
@@ -52,8 +52,6 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
 
 
 def _default_state_path() -> str:
-    if os.geteuid() == 0:
-        return "/var/lib/volmgr"
     base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return os.path.join(base, "volmgr")
 
@@ -79,6 +77,10 @@ def build_conf(argv: Sequence[str]) -> cfg.ConfigOpts:
     conf.set_default("target_helper", "tgtadm" if _tgtd_answers() else "none",
                      group="volume")
     conf.set_default("bind_host", "127.0.0.1", group="api")
+    if "--demo" in argv:
+        # The demonstration talks only to itself: any free port will do, and a busy
+        # 8776 (say, another volmgr) must not make it fail.
+        conf.set_default("bind_port", 0, group="api")
     conf.set_default("report_interval", 5, group="volume")
     conf.set_default("recovery_interval", 15, group="volume")
     conf.set_default("recovery_age", 10, group="volume")
@@ -108,7 +110,7 @@ class AllInOne:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> None:
         self.service.start()
