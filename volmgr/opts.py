@@ -12,13 +12,13 @@ from oslo_config import cfg
 
 
 def list_opts() -> list[tuple[str, Iterable[cfg.Opt]]]:
-    from volmgr import config
+    from volmgr import config, log
     from volmgr.api import options as api_options
     from volmgr.db import engine
     from volmgr.volume import options as volume_options
 
     return [
-        ("DEFAULT", config.core_opts),
+        ("DEFAULT", list(itertools.chain(config.core_opts, log.log_opts))),
         ("quota", config.quota_opts),
         ("database", engine.database_opts),
         ("api", api_options.api_opts),

@@ -1,0 +1,108 @@
+"""Recovery: finish what a lost message or a crash left half-done (DESIGN.md §2.4).
+
+At start-up and every ``[volume] recovery_interval`` the daemon looks for its own volume
+and snapshot rows that have sat in a transitional status for longer than
+``[volume] recovery_age``, claims each with a guarded UPDATE (which counts the attempt)
+and queues the operation again; after ``recovery_max_attempts`` the row goes to the
+matching ``error_*`` status with a reason. At start-up it also restores the exports of
+attached volumes. It never touches another host's rows and never runs storage commands
+itself: the manager does, serialized with every other operation on the same volume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+
+from oslo_config import cfg
+
+from volmgr import states
+from volmgr.db import Database, models
+from volmgr.volume.manager import VolumeManager
+
+LOG = logging.getLogger(__name__)
+
+#: Statuses in which a volume's export must exist.
+EXPORTED_STATUSES = (states.IN_USE, states.ERROR_DETACHING)
+
+
+@dataclasses.dataclass
+class RecoveryReport:
+    """What one recovery pass did, by id: ``(id, status)`` pairs."""
+
+    redriven: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.redriven or self.failed)
+
+
+def gave_up_reason(status: str, attempts: int) -> str:
+    return (f"gave up after {attempts} recovery attempts: the request that left the row "
+            f"'{status}' never completed (daemon crashed or the operation hung)")
+
+
+class Recovery:
+    """Re-drives this host's stuck rows through ``manager``."""
+
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, manager: VolumeManager,
+                 *, host: str | None = None) -> None:
+        self.db = db
+        self.manager = manager
+        self.host = host or manager.host
+        self.age = datetime.timedelta(seconds=conf.volume.recovery_age)
+        self.max_attempts: int = conf.volume.recovery_max_attempts
+
+    def run_once(self) -> RecoveryReport:
+        """One pass over the stuck rows; returns (and logs) what it queued."""
+        report = RecoveryReport()
+        cutoff = models.utcnow() - self.age
+        for volume in self.db.volumes_stuck(self.host, cutoff):
+            # Work already queued here is not lost, only waiting for a worker.
+            if self.manager.is_busy(volume.id):
+                continue
+            attempt = self.db.volume_claim_recovery(volume.id, volume.status, cutoff)
+            if attempt is None:
+                continue
+            if attempt > self.max_attempts:
+                self.manager.fail_volume(volume, gave_up_reason(volume.status,
+                                                                self.max_attempts))
+                report.failed.append((volume.id, volume.status))
+            else:
+                self.manager.redrive_volume(volume)
+                report.redriven.append((volume.id, volume.status))
+        for snapshot in self.db.snapshots_stuck(self.host, cutoff):
+            if self.manager.is_busy(snapshot.volume_id):
+                continue
+            attempt = self.db.snapshot_claim_recovery(snapshot.id, snapshot.status, cutoff)
+            if attempt is None:
+                continue
+            if attempt > self.max_attempts:
+                self.manager.fail_snapshot(snapshot, gave_up_reason(snapshot.status,
+                                                                    self.max_attempts))
+                report.failed.append((snapshot.id, snapshot.status))
+            else:
+                self.manager.redrive_snapshot(snapshot)
+                report.redriven.append((snapshot.id, snapshot.status))
+        self._log(report)
+        return report
+
+    def restore_exports(self) -> int:
+        """Queue ``ensure_export`` for every attached volume of this host."""
+        volumes = self.db.volumes_by_host(self.host, EXPORTED_STATUSES)
+        for volume in volumes:
+            self.manager.ensure_export(volume)
+        if volumes:
+            LOG.info("Restoring the exports of %d attached volume(s): %s", len(volumes),
+                     ", ".join(v.id for v in volumes))
+        return len(volumes)
+
+    @staticmethod
+    def _log(report: RecoveryReport) -> None:
+        if report.redriven:
+            LOG.warning("Recovery re-drives %d stuck request(s): %s", len(report.redriven),
+                        ", ".join(f"{i} ({s})" for i, s in report.redriven))
+        if report.failed:
+            LOG.error("Recovery gave up on %d request(s): %s", len(report.failed),
+                      ", ".join(f"{i} ({s})" for i, s in report.failed))
