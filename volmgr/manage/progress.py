@@ -53,7 +53,7 @@ class Progress:
             TTY_INTERVAL if self.tty else PLAIN_INTERVAL)
         self.started = clock()
         self._last_shown = self.started
-        self._shown = False
+        self._shown_at: int | None = None  # ``done`` when the display was last drawn
         self._width = 0
 
     @staticmethod
@@ -100,14 +100,15 @@ class Progress:
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
-        self._shown = True
+        self._shown_at = self.done
 
     def close(self) -> None:
-        """Finish the display: a final line if anything was shown, and a newline on a
-        terminal so the shell prompt starts clean."""
-        if not (self.enabled and self._shown):
+        """Finish the display: a final line if anything was shown (unless it is already
+        the last one), and a newline on a terminal so the shell prompt starts clean."""
+        if not self.enabled or self._shown_at is None:
             return
-        self._show(self.line())
+        if self._shown_at != self.done:
+            self._show(self.line())
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
