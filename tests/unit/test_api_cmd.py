@@ -1,0 +1,59 @@
+"""volmgr-api's process wiring: gunicorn settings from [api], the app built per worker,
+and keystonemiddleware in front when auth_strategy = keystone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import webob
+from oslo_config import cfg
+
+from tests.unit import api_helpers as h
+from volmgr.api.app import KeystoneGate, build_app
+from volmgr.cmd.api import APIServer
+from volmgr.db import Database
+
+
+def test_gunicorn_runs_the_configured_workers_and_builds_the_app_after_fork(
+        conf: cfg.ConfigOpts) -> None:
+    conf.set_override("workers", 3, group="api")
+    conf.set_override("bind_port", 18999, group="api")
+    server = APIServer(conf)
+    assert server.cfg.workers == 3
+    assert server.cfg.bind == ["0.0.0.0:18999"]
+    assert server.cfg.preload_app is False
+    assert server.cfg.worker_class_str == "sync"
+
+
+def test_more_than_one_thread_selects_the_gthread_worker(conf: cfg.ConfigOpts) -> None:
+    conf.set_override("threads", 4, group="api")
+    server = APIServer(conf)
+    assert server.cfg.worker_class_str == "gthread"
+    assert server.cfg.threads == 4
+
+
+def test_keystone_strategy_puts_auth_token_in_front_but_not_of_public_paths(
+        conf: cfg.ConfigOpts, db: Database) -> None:
+    conf.set_override("auth_strategy", "keystone")
+    app: Any = build_app(conf, db=db, volume_rpcapi=h.RecordingRPC())
+    assert isinstance(app, KeystoneGate)
+    assert webob.Request.blank("/v3/").get_response(app).status_int == 200
+    assert webob.Request.blank("/healthcheck").get_response(app).status_int == 200
+
+
+def test_keystone_headers_become_the_request_context(conf: cfg.ConfigOpts,
+                                                     db: Database) -> None:
+    conf.set_override("auth_strategy", "keystone")
+    h.register_host(db)
+    app: Any = build_app(conf, db=db, volume_rpcapi=h.RecordingRPC())
+    # What auth_token hands on after validating a token.
+    request = webob.Request.blank("/v3/kp/volumes", method="POST",
+                                  json={"volume": {"size": 1}})
+    request.headers.update({"X-Identity-Status": "Confirmed", "X-Project-Id": "kp",
+                            "X-User-Id": "ku", "X-Roles": "member"})
+    answer = request.get_response(app.app)
+    assert answer.status_int == 202
+    assert answer.json["volume"]["user_id"] == "ku"
+    unconfirmed = webob.Request.blank("/v3/kp/volumes")
+    unconfirmed.headers["X-Identity-Status"] = "Invalid"
+    assert unconfirmed.get_response(app.app).status_int == 401
