@@ -1,0 +1,112 @@
+"""``volmgr-manage reconcile`` as an operator runs it: a real process, a config file, a
+scratch PostgreSQL database and a real backend (image files; LVM on a loop device
+where the storage fixture provides one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from volmgr import config, states
+from volmgr.db import Database, migration
+from volmgr.db import engine as engine_mod
+from volmgr.volume import drivers
+from volmgr.volume.driver import VolumeDriver, VolumeRef
+
+MANAGE = os.path.join(os.path.dirname(sys.executable), "volmgr-manage")
+MISSING_REASON = "backing volume missing (found by reconcile)"
+
+
+def manage(conf_file: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MANAGE, "--config-file", conf_file, *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _driver(conf_file: str) -> VolumeDriver:
+    conf = config.new_conf()
+    config.parse_args(["--config-file", conf_file], conf, default_config_files=[])
+    return drivers.load_driver(conf)
+
+
+def _database(url: str) -> Database:
+    database = Database(engine_mod.create_engine(url),
+                        quota_limits={"volumes": 100, "gigabytes": 1000, "snapshots": 10})
+    migration.upgrade(database.engine)
+    return database
+
+
+def _seed_and_reconcile(conf_file: str, db: Database, driver: VolumeDriver, host: str,
+                        remove_by_hand: Any) -> None:
+    """The acceptance scenario, whatever the backend: an orphan volume, a row whose
+    volume was removed by hand, and a healthy volume that must survive."""
+    db.service_heartbeat(host, "volmgr-volume", "volmgr-volume", {})
+    healthy = db.volume_create(project_id="p", user_id="u", size=1, host=host,
+                               status=states.AVAILABLE)
+    driver.create_volume(VolumeRef(healthy.id, 1))
+    lost = db.volume_create(project_id="p", user_id="u", size=1, host=host,
+                            status=states.AVAILABLE)
+    driver.create_volume(VolumeRef(lost.id, 1))
+    remove_by_hand(lost.id)
+    orphan = str(uuid.uuid4())
+    driver.create_volume(VolumeRef(orphan, 1))
+
+    report = manage(conf_file, "reconcile", "--format", "json")
+    assert report.returncode == 3, report.stderr
+    assert {(f["problem"], f["volume_id"]) for f in json.loads(report.stdout)} == {
+        ("orphan_lv", orphan), ("missing_lv", lost.id)}
+    assert driver.list_volume_ids() == {healthy.id, orphan}
+
+    fixed = manage(conf_file, "reconcile", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "volume removed" in fixed.stdout and "set to error" in fixed.stdout
+    assert driver.list_volume_ids() == {healthy.id}
+    row = db.volume_get(lost.id)
+    assert (row.status, row.status_reason) == (states.ERROR, MISSING_REASON)
+    assert db.volume_get(healthy.id).status == states.AVAILABLE
+
+    again = manage(conf_file, "reconcile")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.strip() == (
+        f"No differences between the database and the backend on host {host}.")
+
+
+def test_reconcile_on_image_files_reports_fixes_and_then_finds_nothing(
+        tmp_path, postgres_url):
+    host = f"reconcile-{uuid.uuid4().hex[:8]}"
+    volumes_dir = tmp_path / "volumes"
+    conf_file = tmp_path / "volmgr.conf"
+    conf_file.write_text(
+        f"[DEFAULT]\nhost = {host}\nstate_path = {tmp_path}/state\n"
+        f"[database]\nconnection = {postgres_url}\n"
+        f"[volume]\ndriver = file\ntarget_helper = none\n"
+        f"[file]\nvolumes_dir = {volumes_dir}\n")
+    db = _database(postgres_url)
+    try:
+        _seed_and_reconcile(str(conf_file), db, _driver(str(conf_file)), host,
+                            lambda volume_id: os.unlink(volumes_dir / f"volume-{volume_id}"))
+    finally:
+        db.dispose()
+
+
+def test_reconcile_fix_against_an_unregistered_host_is_refused_and_deletes_nothing(
+        tmp_path, postgres_url):
+    volumes_dir = tmp_path / "volumes"
+    conf_file = tmp_path / "volmgr.conf"
+    conf_file.write_text(
+        f"[DEFAULT]\nhost = nobody-{uuid.uuid4().hex[:8]}\n"
+        f"[database]\nconnection = {postgres_url}\n"
+        f"[volume]\ndriver = file\ntarget_helper = none\n"
+        f"[file]\nvolumes_dir = {volumes_dir}\n")
+    db = _database(postgres_url)
+    db.dispose()
+    driver = _driver(str(conf_file))
+    driver.create_volume(VolumeRef(str(uuid.uuid4()), 1))
+    result = manage(str(conf_file), "reconcile", "--fix")
+    assert result.returncode == 1
+    assert "refusing --fix" in result.stderr
+    assert len(driver.list_volume_ids()) == 1
+
