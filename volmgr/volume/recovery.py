@@ -58,9 +58,10 @@ class Recovery:
         """One pass over the stuck rows; returns (and logs) what it queued."""
         report = RecoveryReport()
         cutoff = models.utcnow() - self.age
+        # Work queued here before this pass is not lost, only waiting for a worker.
+        busy = self.manager.busy_volume_ids()
         for volume in self.db.volumes_stuck(self.host, cutoff):
-            # Work already queued here is not lost, only waiting for a worker.
-            if self.manager.is_busy(volume.id):
+            if volume.id in busy:
                 continue
             attempt = self.db.volume_claim_recovery(volume.id, volume.status, cutoff)
             if attempt is None:
@@ -73,7 +74,7 @@ class Recovery:
                 self.manager.redrive_volume(volume)
                 report.redriven.append((volume.id, volume.status))
         for snapshot in self.db.snapshots_stuck(self.host, cutoff):
-            if self.manager.is_busy(snapshot.volume_id):
+            if snapshot.volume_id in busy:
                 continue
             attempt = self.db.snapshot_claim_recovery(snapshot.id, snapshot.status, cutoff)
             if attempt is None:

@@ -1,0 +1,332 @@
+"""The bodies of the manager's operations: check the row, drive the driver, write the
+outcome with one guarded UPDATE (the final status, or ``error_*`` with a reason).
+
+Every operation is idempotent: a row that is gone or no longer in the status the
+request left it in makes it a logged no-op. Callers (``manager.VolumeManager``) run at
+most one operation per volume at a time; nothing here writes SQL or raises to the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from volmgr import exception, states
+from volmgr.context import RequestContext
+from volmgr.db import Database, models
+from volmgr.volume.driver import SnapshotRef, VolumeDriver, VolumeRef
+from volmgr.volume.notifications import VolumeNotifier
+
+LOG = logging.getLogger(__name__)
+
+#: Driver model updates copied onto the volume row.
+PROVIDER_FIELDS = ("provider_location", "provider_auth")
+MAX_REASON = 1000
+
+
+def failure_reason(error: BaseException) -> str:
+    """A ``status_reason`` an operator can act on; volmgr errors are already redacted."""
+    if isinstance(error, exception.VolmgrError):
+        text = str(error)
+    else:
+        text = f"unexpected {type(error).__name__}: {error}"
+    return text[:MAX_REASON]
+
+
+def volume_ref(volume: models.Volume) -> VolumeRef:
+    return VolumeRef(id=volume.id, size=volume.size,
+                     provider_location=volume.provider_location,
+                     provider_auth=volume.provider_auth)
+
+
+def snapshot_ref(snapshot: models.Snapshot) -> SnapshotRef:
+    return SnapshotRef(id=snapshot.id, volume_id=snapshot.volume_id, size=snapshot.size)
+
+
+def provider_values(updates: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: value for key, value in (updates or {}).items() if key in PROVIDER_FIELDS}
+
+
+class Operations:
+    """One method per operation; each takes ids, reads the rows itself."""
+
+    def __init__(self, db: Database, driver: VolumeDriver, notifier: VolumeNotifier) -> None:
+        self.db = db
+        self.driver = driver
+        self.notifier = notifier
+
+    def _volume_in(self, volume_id: str, expected: tuple[str, ...],
+                   action: str) -> models.Volume | None:
+        try:
+            volume = self.db.volume_get(volume_id)
+        except exception.VolumeNotFound:
+            LOG.info("Volume %s is gone; %s is a no-op", volume_id, action)
+            return None
+        if volume.status not in expected:
+            LOG.info("Volume %s is %s, not %s; %s already done or superseded",
+                     volume_id, volume.status, "/".join(expected), action)
+            return None
+        return volume
+
+    def _failed(self, what: str, object_id: str, error: BaseException) -> str:
+        reason = failure_reason(error)
+        if isinstance(error, exception.VolmgrError):
+            LOG.error("%s of %s failed: %s", what, object_id, reason)
+        else:
+            LOG.exception("%s of %s failed", what, object_id)
+        return reason
+
+    def create_volume(self, ctx: RequestContext, volume_id: str,
+                       snapshot_id: str | None) -> None:
+        volume = self._volume_in(volume_id, (states.CREATING,), "create")
+        if volume is None:
+            return
+        self.notifier.volume(ctx, "volume.create.start", volume)
+        snapshot_id = volume.snapshot_id or snapshot_id
+        try:
+            if snapshot_id:
+                snapshot = self.db.snapshot_get(snapshot_id)
+                updates = self.driver.create_volume_from_snapshot(volume_ref(volume),
+                                                                  snapshot_ref(snapshot))
+            else:
+                updates = self.driver.create_volume(volume_ref(volume))
+        except Exception as error:
+            reason = self._failed("Create", volume_id, error)
+            if self.db.volume_transition(volume_id, (states.CREATING,),
+                                         {"status": states.ERROR, "status_reason": reason}):
+                self._notify_volume(ctx, "volume.create.error", volume_id, error=True)
+            return
+        values = {"status": states.AVAILABLE, "status_reason": None, **provider_values(updates)}
+        if self.db.volume_transition(volume_id, (states.CREATING,), values):
+            LOG.info("Created volume %s (%d GiB)", volume_id, volume.size)
+            self._notify_volume(ctx, "volume.create.end", volume_id)
+        else:
+            LOG.warning("Volume %s left 'creating' while it was created", volume_id)
+
+    def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
+        volume = self._volume_in(volume_id, (states.DELETING,), "delete")
+        if volume is None:
+            return
+        self.notifier.volume(ctx, "volume.delete.start", volume)
+        try:
+            ref = volume_ref(volume)
+            self.driver.remove_export(ref)
+            self.driver.delete_volume(ref)
+        except Exception as error:
+            reason = self._failed("Delete", volume_id, error)
+            if self.db.volume_transition(volume_id, (states.DELETING,),
+                                         {"status": states.ERROR_DELETING,
+                                          "status_reason": reason}):
+                self._notify_volume(ctx, "volume.delete.error", volume_id, error=True)
+            return
+        if self.db.volume_destroy(volume_id, expected=(states.DELETING,)):
+            LOG.info("Deleted volume %s", volume_id)
+            self.notifier.volume(ctx, "volume.delete.end", volume, status="deleted")
+
+    def attach_volume(self, ctx: RequestContext, volume_id: str, attachment_id: str) -> None:
+        volume = self._volume_in(volume_id, (states.ATTACHING,), "attach")
+        if volume is None:
+            return
+        try:
+            attachment = self.db.attachment_get(attachment_id)
+        except exception.NotFound:
+            attachment = None
+        if attachment is None or attachment.attach_status != states.ATTACH_ATTACHING:
+            LOG.info("Attachment %s of volume %s is not attaching; attach is a no-op",
+                     attachment_id, volume_id)
+            return
+        self.notifier.volume(ctx, "volume.attach.start", volume,
+                             instance_uuid=attachment.server_id)
+        ref = volume_ref(volume)
+        try:
+            updates = provider_values(self.driver.create_export(ref))
+            if updates:
+                self.db.volume_update(volume_id, updates)
+                ref = VolumeRef(id=ref.id, size=ref.size,
+                                provider_location=updates.get("provider_location",
+                                                              ref.provider_location),
+                                provider_auth=updates.get("provider_auth", ref.provider_auth))
+            connection_info = self.driver.initialize_connection(
+                ref, dict(attachment.connector or {}))
+        except Exception as error:
+            reason = self._failed("Attach", volume_id, error)
+            self._quietly(self.driver.remove_export, ref)
+            if self.db.attach_failed(volume_id, attachment_id, reason):
+                self._notify_volume(ctx, "volume.attach.error", volume_id, error=True)
+            return
+        if self.db.attach_complete(volume_id, attachment_id, connection_info):
+            LOG.info("Attached volume %s to %s", volume_id, attachment.server_id)
+            self._notify_volume(ctx, "volume.attach.end", volume_id,
+                                instance_uuid=attachment.server_id)
+
+    def detach_volume(self, ctx: RequestContext, volume_id: str, attachment_id: str) -> None:
+        volume = self._volume_in(volume_id, (states.DETACHING,), "detach")
+        if volume is None:
+            return
+        try:
+            attachment: models.VolumeAttachment | None = self.db.attachment_get(attachment_id)
+        except exception.NotFound:
+            attachment = None
+        connector = dict(attachment.connector or {}) if attachment is not None else {}
+        server_id = attachment.server_id if attachment is not None else None
+        self.notifier.volume(ctx, "volume.detach.start", volume, instance_uuid=server_id)
+        try:
+            ref = volume_ref(volume)
+            self.driver.terminate_connection(ref, connector)
+            others = [a for a in self.db.attachment_list(volume_id=volume_id)
+                      if a.id != attachment_id]
+            if not others:
+                self.driver.remove_export(ref)
+        except Exception as error:
+            reason = self._failed("Detach", volume_id, error)
+            if self.db.detach_failed(volume_id, attachment_id, reason):
+                self._notify_volume(ctx, "volume.detach.error", volume_id, error=True)
+            return
+        if self.db.detach_complete(volume_id, attachment_id):
+            LOG.info("Detached volume %s from %s", volume_id, server_id)
+            self._notify_volume(ctx, "volume.detach.end", volume_id, instance_uuid=server_id)
+
+    def redrive_attachment(self, ctx: RequestContext, volume_id: str, status: str) -> None:
+        attachment = self.db.attachment_for_volume(volume_id)
+        if attachment is not None:
+            if status == states.ATTACHING:
+                self.attach_volume(ctx, volume_id, attachment.id)
+            else:
+                self.detach_volume(ctx, volume_id, attachment.id)
+            return
+        # No live attachment row: an attach has nothing to complete and a detach has
+        # nothing left to remove.
+        if status == states.ATTACHING:
+            self.db.volume_transition(volume_id, (states.ATTACHING,),
+                                      {"status": states.ERROR_ATTACHING,
+                                       "status_reason": "attach lost its attachment record"})
+        else:
+            self.detach_volume(ctx, volume_id, "")
+
+    def extend_volume(self, ctx: RequestContext, volume_id: str, new_size: int) -> None:
+        volume = self._volume_in(volume_id, (states.EXTENDING,), "extend")
+        if volume is None:
+            return
+        target_size = volume.target_size or new_size
+        if target_size != new_size:
+            LOG.warning("Extend of %s asked for %s GiB; the row says %s GiB, using the row",
+                        volume_id, new_size, target_size)
+        self.notifier.volume(ctx, "volume.resize.start", volume, new_size=target_size)
+        try:
+            self.driver.extend_volume(volume_ref(volume), target_size)
+        except Exception as error:
+            reason = self._failed("Extend", volume_id, error)
+            if self.db.volume_fail_extend(volume_id, reason):
+                self._notify_volume(ctx, "volume.resize.error", volume_id, error=True)
+            return
+        if self.db.volume_finish_extend(volume_id):
+            LOG.info("Extended volume %s to %d GiB", volume_id, target_size)
+            self._notify_volume(ctx, "volume.resize.end", volume_id)
+
+    def _snapshot_in(self, snapshot_id: str, expected: str,
+                     action: str) -> models.Snapshot | None:
+        try:
+            snapshot = self.db.snapshot_get(snapshot_id)
+        except exception.SnapshotNotFound:
+            LOG.info("Snapshot %s is gone; %s is a no-op", snapshot_id, action)
+            return None
+        if snapshot.status != expected:
+            LOG.info("Snapshot %s is %s, not %s; %s already done or superseded",
+                     snapshot_id, snapshot.status, expected, action)
+            return None
+        return snapshot
+
+    def create_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
+        snapshot = self._snapshot_in(snapshot_id, states.SNAP_CREATING, "create snapshot")
+        if snapshot is None:
+            return
+        self.notifier.snapshot(ctx, "snapshot.create.start", snapshot)
+        try:
+            self.driver.create_snapshot(snapshot_ref(snapshot))
+        except Exception as error:
+            reason = self._failed("Snapshot", snapshot_id, error)
+            if self.db.snapshot_transition(snapshot_id, (states.SNAP_CREATING,),
+                                           {"status": states.SNAP_ERROR,
+                                            "status_reason": reason}):
+                self._notify_snapshot(ctx, "snapshot.create.error", snapshot_id, error=True)
+            return
+        if self.db.snapshot_transition(snapshot_id, (states.SNAP_CREATING,),
+                                       {"status": states.SNAP_AVAILABLE,
+                                        "status_reason": None}):
+            LOG.info("Created snapshot %s of volume %s", snapshot_id, snapshot.volume_id)
+            self._notify_snapshot(ctx, "snapshot.create.end", snapshot_id)
+
+    def delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
+        snapshot = self._snapshot_in(snapshot_id, states.SNAP_DELETING, "delete snapshot")
+        if snapshot is None:
+            return
+        self.notifier.snapshot(ctx, "snapshot.delete.start", snapshot)
+        try:
+            self.driver.delete_snapshot(snapshot_ref(snapshot))
+        except Exception as error:
+            reason = self._failed("Snapshot delete", snapshot_id, error)
+            if self.db.snapshot_transition(snapshot_id, (states.SNAP_DELETING,),
+                                           {"status": states.SNAP_ERROR_DELETING,
+                                            "status_reason": reason}):
+                self._notify_snapshot(ctx, "snapshot.delete.error", snapshot_id, error=True)
+            return
+        if self.db.snapshot_destroy(snapshot_id, expected=(states.SNAP_DELETING,)):
+            LOG.info("Deleted snapshot %s", snapshot_id)
+            self.notifier.snapshot(ctx, "snapshot.delete.end", snapshot, status="deleted")
+
+    def fail_volume(self, volume_id: str, status: str, reason: str) -> None:
+        if status == states.EXTENDING:
+            won = self.db.volume_fail_extend(volume_id, reason)
+        elif status in (states.ATTACHING, states.DETACHING):
+            attachment = self.db.attachment_for_volume(volume_id)
+            if attachment is None:
+                won = self.db.volume_transition(
+                    volume_id, (status,), {"status": states.VOLUME_TRANSITIONAL[status],
+                                           "status_reason": reason})
+            elif status == states.ATTACHING:
+                won = self.db.attach_failed(volume_id, attachment.id, reason)
+            else:
+                won = self.db.detach_failed(volume_id, attachment.id, reason)
+        else:
+            won = self.db.volume_transition(
+                volume_id, (status,), {"status": states.VOLUME_TRANSITIONAL[status],
+                                       "status_reason": reason})
+        if won:
+            LOG.error("Volume %s: %s", volume_id, reason)
+
+    def ensure_export(self, volume_id: str) -> None:
+        try:
+            volume = self.db.volume_get(volume_id)
+            self.driver.ensure_export(volume_ref(volume))
+        except Exception as error:
+            self._failed("Restoring the export", volume_id, error)
+        else:
+            LOG.info("Export of volume %s is in place", volume_id)
+
+    def _notify_volume(self, ctx: RequestContext, event_type: str, volume_id: str, *,
+                       error: bool = False, **extra: Any) -> None:
+        if not self.notifier.enabled:
+            return
+        try:
+            volume = self.db.volume_get(volume_id)
+        except exception.VolumeNotFound:
+            return
+        self.notifier.volume(ctx, event_type, volume, error=error, **extra)
+
+    def _notify_snapshot(self, ctx: RequestContext, event_type: str, snapshot_id: str, *,
+                         error: bool = False) -> None:
+        if not self.notifier.enabled:
+            return
+        try:
+            snapshot = self.db.snapshot_get(snapshot_id)
+        except exception.SnapshotNotFound:
+            return
+        self.notifier.snapshot(ctx, event_type, snapshot, error=error)
+
+    @staticmethod
+    def _quietly(func: Callable[..., Any], *args: Any) -> None:
+        try:
+            func(*args)
+        except Exception as error:
+            LOG.warning("Clean-up %s failed: %s", getattr(func, "__name__", func), error)
