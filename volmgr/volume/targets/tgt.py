@@ -185,6 +185,12 @@ class TgtAdm(base.TargetHelper):
             detail = (result.stderr or result.stdout).strip() or "no LUN was created"
             raise exception.TargetError(reason=f"tgt-admin could not export {iqn}: "
                                         + detail.replace(chap.secret, "***"))
+        if self.use_acl:
+            # tgt-admin binds "ALL" to a target whose file names no initiator-address, and
+            # tgtd admits an initiator matching the address list OR the name list; drop
+            # it so only the named initiators remain (CHAP is required meanwhile).
+            self._tgtadm("--op", "unbind", "--mode", "target", "--tid", str(live.tid),
+                         "-I", "ALL", tolerate_gone=True)
 
     def _live_targets(self) -> dict[str, _LiveTarget]:
         output = self._tgtadm("--op", "show", "--mode", "target").stdout
