@@ -1,6 +1,6 @@
 """``volmgr-manage reconcile`` as an operator runs it: a real process, a config file, a
-scratch PostgreSQL database and a real backend (image files; LVM on a loop device
-where the storage fixture provides one)."""
+scratch PostgreSQL database and a real backend: image files, and LVM on a loop-device VG
+exported through a private tgtd."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import sys
 import uuid
 from typing import Any
 
+import pytest
+
+from tests.functional.storage_env import make_loop_vg, make_tgtd
 from volmgr import config, states
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
@@ -110,3 +113,82 @@ def test_reconcile_fix_against_an_unregistered_host_is_refused_and_deletes_nothi
     assert "refusing --fix" in result.stderr
     assert len(driver.list_volume_ids()) == 1
 
+
+
+# -- LVM on a loop device, exported through a private tgtd ------------------------------
+
+
+@pytest.fixture
+def big_loop_vg(tmp_path):
+    """8 GiB (sparse): room for five 1 GiB volumes."""
+    with make_loop_vg(tmp_path / "loopvg", size_mib=8192) as vg:
+        yield vg
+
+
+@pytest.fixture
+def private_tgtd(tmp_path):
+    with make_tgtd(tmp_path / "tgtd") as daemon:
+        yield daemon
+
+
+def test_reconcile_on_lvm_and_tgtd_finds_and_fixes_orphans_and_missing_lvs(
+        tmp_path, postgres_url, big_loop_vg, private_tgtd):
+    loop_vg, tgtd = big_loop_vg, private_tgtd
+    host = f"reconcile-lvm-{uuid.uuid4().hex[:8]}"
+    conf_file = tmp_path / "volmgr.conf"
+    conf_file.write_text(
+        f"[DEFAULT]\nhost = {host}\nstate_path = {tmp_path}/state\n"
+        f"[database]\nconnection = {postgres_url}\n"
+        f"[volume]\ndriver = lvm\ntarget_helper = tgtadm\n"
+        f"tgt_control_port = {tgtd.control_port}\ntarget_ip_address = 127.0.0.1\n"
+        f"target_port = {tgtd.portal_port}\n"
+        f"[lvm]\nvolume_group = {loop_vg.name}\nlvm_conf = {loop_vg.lvm_conf}\n"
+        f"device_dir = {loop_vg.device_dir}\nvolume_clear = zero\nvolume_clear_size = 1\n")
+    driver = _driver(str(conf_file))
+    db = _database(postgres_url)
+    try:
+        db.service_heartbeat(host, "volmgr-volume", "volmgr-volume", {})
+
+        def volume(status: str | None, exported: bool = False) -> str:
+            volume_id = str(uuid.uuid4())
+            if status is not None:
+                volume_id = db.volume_create(project_id="p", user_id="u", size=1,
+                                             host=host, status=status).id
+            driver.create_volume(VolumeRef(volume_id, 1))
+            if exported:
+                # No device-mapper here: the fixture's stand-in gives the LV a device.
+                loop_vg.activate(f"volume-{volume_id}")
+                updates = driver.create_export(VolumeRef(volume_id, 1))
+                if status is not None:
+                    db.volume_update(volume_id, updates)
+            return volume_id
+
+        healthy = volume(states.AVAILABLE)
+        attached = volume(states.IN_USE, exported=True)
+        stale_export = volume(states.AVAILABLE, exported=True)
+        orphan = volume(None, exported=True)
+        orphan_offset, _ = loop_vg.extents(f"volume-{orphan}")
+        with open(driver.local_path(VolumeRef(orphan, 1)), "r+b") as device:
+            device.write(b"tenant data")
+        lost = volume(states.AVAILABLE)
+        loop_vg.lvm("lvremove", "-f", f"{loop_vg.name}/volume-{lost}")  # by hand
+        loop_vg.expected_lvs = {f"volume-{v}" for v in (healthy, attached, stale_export)}
+
+        report = manage(str(conf_file), "reconcile", "--format", "json")
+        assert report.returncode == 3, report.stdout + report.stderr
+        assert sorted((f["problem"], f["volume_id"]) for f in json.loads(report.stdout)) == \
+            sorted([("orphan_lv", orphan), ("missing_lv", lost),
+                    ("orphan_target", orphan), ("orphan_target", stale_export)])
+
+        fixed = manage(str(conf_file), "reconcile", "--fix", "--format", "json")
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert set(loop_vg.lvs()) == loop_vg.expected_lvs
+        assert loop_vg.read_pv(orphan_offset, 11) == bytes(11)  # wiped before lvremove
+        assert tgtd.target_iqns() == {driver.target.iqn(attached)}
+        row = db.volume_get(lost)
+        assert (row.status, row.status_reason) == (states.ERROR, MISSING_REASON)
+
+        again = manage(str(conf_file), "reconcile", "--format", "json")
+        assert again.returncode == 0 and json.loads(again.stdout) == [], again.stderr
+    finally:
+        db.dispose()
