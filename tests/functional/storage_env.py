@@ -29,12 +29,21 @@ from volmgr.volume.executor import CommandResult, ProcessExecutor
 INITIATOR_IQN = "iqn.2024-01.org.volmgr:test-initiator"
 DEVICE_MAPPER_CONTROL = "/dev/mapper/control"
 NO_DEVICE_MAPPER = ("LVM snapshots and thin pools need device-mapper; this kernel has none "
-                    f"({DEVICE_MAPPER_CONTROL} is missing), so their exact commands are "
-                    "covered by the scripted unit tests instead")
+                    f"({DEVICE_MAPPER_CONTROL} is missing or dead: no device-mapper in "
+                    "/proc/misc), so their exact commands are covered by the scripted unit "
+                    "tests instead")
 
 
 def has_device_mapper() -> bool:
-    return os.path.exists(DEVICE_MAPPER_CONTROL)
+    """True when LVM can activate LVs: the control node exists and the kernel has the
+    driver (libdevmapper creates a dead control node on kernels without it)."""
+    if not os.path.exists(DEVICE_MAPPER_CONTROL):
+        return False
+    try:
+        with open("/proc/misc") as misc:
+            return any(line.split()[-1] == "device-mapper" for line in misc if line.strip())
+    except OSError:
+        return False
 
 
 def _run(argv: Sequence[str], env: Mapping[str, str] | None = None,
@@ -177,7 +186,7 @@ def require_lvm() -> None:
 
 
 @contextlib.contextmanager
-def make_loop_vg(workdir: Path, size_mib: int = 2048,
+def make_loop_vg(workdir: Path, size_mib: int = 4096,
                  activation: bool = False) -> Iterator[LoopVG]:
     """A fresh VG (unique name) on a sparse loop device; removed with its PV afterwards."""
     require_lvm()
@@ -193,7 +202,7 @@ def make_loop_vg(workdir: Path, size_mib: int = 2048,
 
 @pytest.fixture
 def loop_vg(tmp_path: Path) -> Iterator[LoopVG]:
-    """A 2 GiB (sparse) loop-device VG with a private lvm.conf (activation = 0)."""
+    """A 4 GiB (sparse) loop-device VG with a private lvm.conf (activation = 0)."""
     with make_loop_vg(tmp_path / "loopvg") as vg:
         yield vg
 
