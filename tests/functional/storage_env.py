@@ -296,7 +296,7 @@ def _free_tcp_port() -> int:
 def _free_control_port() -> int:
     # tgtd's control "port" names a unix socket; any unused number will do.
     while True:
-        port = random.randint(20000, 60000)
+        port = random.randint(10000, 32000)  # tgtd refuses -C values above 32767
         if not os.path.exists(f"/var/run/tgtd/socket.{port}.lock"):
             return port
 

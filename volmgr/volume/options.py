@@ -24,7 +24,7 @@ volume_opts = [
     cfg.IntOpt("lock_retry_attempts", default=5, min=1,
                help="Times an LVM command that failed on a transient lock error is run "
                "before the error is reported."),
-    cfg.IntOpt("tgt_control_port", default=0, min=0, max=65535,
+    cfg.IntOpt("tgt_control_port", default=0, min=0, max=32767,
                help="Management port of tgtd ('tgtd -C N', 'tgtadm -C N'); 0 is tgtd's "
                "default. Lets several tgtd instances share a host (tests, multi-backend)."),
     cfg.StrOpt("target_files_dir", default="$state_path/targets",
