@@ -29,6 +29,7 @@ class MemoryBackend(VolumeDriver):
         self.removed: list[tuple[str, str]] = []
         self.fail_delete: exception.VolmgrError | None = None
         self.listings: list[set[str]] | None = None
+        self.on_list: Any = None  # called at each volume listing: "meanwhile" events
 
     def check_setup(self) -> None:
         pass
@@ -78,6 +79,8 @@ class MemoryBackend(VolumeDriver):
         return Capacity(total_gb=10, free_gb=10)
 
     def list_volume_ids(self) -> set[str]:
+        if self.on_list is not None:
+            self.on_list()
         if self.listings:
             return self.listings.pop(0)
         return set(self.volumes)
@@ -213,6 +216,41 @@ def test_a_volume_created_while_reconcile_looks_is_not_reported_missing(db, back
     backend.listings = [set(), {volume_id}]
     code, out, _ = run("--format", "json")
     assert code == 0 and json.loads(out) == []
+
+
+def test_a_volume_deleted_while_reconcile_looks_is_not_reported_orphaned(db, backend, run):
+    volume_id = str(uuid.uuid4())  # its row is already destroyed; the LV goes next
+    backend.listings = [{volume_id}, set()]
+    code, out, _ = run("--format", "json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_a_row_that_starts_deleting_while_reconcile_looks_is_not_reported_missing(
+        db, backend, run):
+    volume_id = _row(db)
+    backend.volumes.add(volume_id)
+    listings = []
+
+    def manager_deletes_meanwhile() -> None:
+        listings.append(1)
+        if len(listings) == 2:  # after the rows were read: deleting, then the LV goes
+            db.volume_transition(volume_id, (states.AVAILABLE,),
+                                 {"status": states.DELETING})
+            backend.volumes.discard(volume_id)
+    backend.on_list = manager_deletes_meanwhile
+    code, out, _ = run("--format", "json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_an_export_whose_row_belongs_to_another_host_is_reported_but_kept(
+        db, backend, run):
+    volume_id = _row(db, states.AVAILABLE, host="node2")
+    backend.exports.add(volume_id)
+    code, out, _ = run("--fix", "--format", "json")
+    assert code == 3
+    assert [(f["problem"], f["action"]) for f in json.loads(out)] == [
+        ("foreign_target", "reported only")]
+    assert backend.exports == {volume_id}
 
 
 def test_fix_skips_a_row_that_changed_after_it_was_found(db, backend):

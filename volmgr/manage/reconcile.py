@@ -9,8 +9,9 @@ Problems found:
   status that has no business being exported: removed with ``--fix``.
 * ``missing_lv`` - a live row in a status that needs its backing volume, but the
   backend has none (removed by hand, lost disk): set to ``error`` with ``--fix``.
-* ``foreign_lv`` - a volume on this backend whose live row names another host: only
-  reported, never touched (two hosts sharing a backend is a configuration problem).
+* ``foreign_lv`` / ``foreign_target`` - a volume or export on this host whose live row
+  names another host: only reported, never touched (two hosts sharing a backend, or a
+  wrong ``[DEFAULT] host``, is a configuration problem for a person to resolve).
 
 It must never touch a volume a row still claims, and never change a row that moved
 while it looked: each repair re-checks and uses a guarded UPDATE.
@@ -51,7 +52,7 @@ EXIT_CLEAN = 0
 EXIT_FAILED = 1
 EXIT_FOUND = 3
 
-ORDER = ("orphan_target", "orphan_lv", "missing_lv", "foreign_lv")
+ORDER = ("orphan_target", "orphan_lv", "missing_lv", "foreign_lv", "foreign_target")
 
 
 @dataclasses.dataclass
@@ -88,38 +89,46 @@ def _finding(problem: str, volume_id: str, volume: models.Volume | None,
 
 
 def find_problems(db: Database, driver: VolumeDriver, host: str) -> list[Finding]:
-    """Compare rows and backend. The backend is listed before and after the rows are
-    read so an operation finishing meanwhile is not mistaken for a problem: a volume
-    seen first has its row inserted already (rows are written before storage), and a
-    row read as e.g. ``available`` had its volume created before the second listing."""
+    """Compare rows and backend without mistaking an operation that finishes meanwhile
+    for a problem. Rows are written before storage is touched (create) and change
+    status before storage is removed (delete, detach), so: the backend is listed before
+    and after the rows are read, only what both listings agree on counts, and every
+    suspect row is read once more after the second listing."""
     backend_before = driver.list_volume_ids()
     exported_before = driver.list_exported_volume_ids()
     on_host = {v.id: v for v in db.volumes_by_host(host)}
-    elsewhere = db.volumes_by_ids(backend_before - on_host.keys())
     backend_after = driver.list_volume_ids()
-    exported_after = driver.list_exported_volume_ids()
+    # Orphans must be in both listings (one being deleted right now is not); a row's
+    # volume need only be in the second (one created right now is not missing).
+    backend = backend_before & backend_after
+    exported = exported_before & driver.list_exported_volume_ids()
+
+    suspects = ((backend | exported) - on_host.keys()) | {
+        volume_id for volume_id, volume in on_host.items()
+        if (volume.status in NEEDS_BACKING and volume_id not in backend_after)
+        or (volume.status not in EXPORT_EXPECTED and volume_id in exported)}
+    rows = db.volumes_by_ids(suspects)
 
     findings: list[Finding] = []
-    for volume_id in sorted(backend_before - on_host.keys()):
-        other = elsewhere.get(volume_id)
-        if other is None:
+    for volume_id in sorted(suspects):
+        row = rows.get(volume_id)
+        if row is not None and row.host != host:
+            where = f"row belongs to host {row.host!r}; not touched"
+            if volume_id in backend_after:
+                findings.append(_finding("foreign_lv", volume_id, row, where))
+            if volume_id in exported:
+                findings.append(_finding("foreign_target", volume_id, row, where))
+            continue
+        if volume_id in exported and (row is None or row.status not in EXPORT_EXPECTED):
+            detail = ("exported, no live volume row" if row is None
+                      else f"exported while {row.status}")
+            findings.append(_finding("orphan_target", volume_id, row, detail))
+        if row is None and volume_id in backend:
             findings.append(_finding("orphan_lv", volume_id, None,
                                      "on the backend, no live volume row"))
-        else:
-            findings.append(_finding("foreign_lv", volume_id, other,
-                                     f"row belongs to host {other.host!r}; not touched"))
-    for volume_id in sorted(exported_before & exported_after):
-        volume = on_host.get(volume_id)
-        if volume is None:
-            findings.append(_finding("orphan_target", volume_id, elsewhere.get(volume_id),
-                                     "exported, no live volume row on this host"))
-        elif volume.status not in EXPORT_EXPECTED:
-            findings.append(_finding("orphan_target", volume_id, volume,
-                                     f"exported while {volume.status}"))
-    for volume_id, volume in sorted(on_host.items()):
-        if volume.status in NEEDS_BACKING and volume_id not in backend_after:
-            findings.append(_finding("missing_lv", volume_id, volume,
-                                     f"row is {volume.status}, backend has no volume"))
+        if row is not None and row.status in NEEDS_BACKING and volume_id not in backend_after:
+            findings.append(_finding("missing_lv", volume_id, row,
+                                     f"row is {row.status}, backend has no volume"))
     findings.sort(key=lambda f: (ORDER.index(f.problem), f.volume_id))
     return findings
 
