@@ -44,7 +44,7 @@ def test_every_fault_class_maps_to_one_code_and_name() -> None:
              (exception.RequestTooLarge(limit=10), 413, "requestEntityTooLarge"),
              (RuntimeError("secret detail"), 500, "computeFault")]
     for error, status, name in cases:
-        code, fault, message = faults.classify(error)
+        code, fault, _message = faults.classify(error)
         assert (code, fault) == (status, name)
     assert "secret detail" not in faults.classify(RuntimeError("secret detail"))[2]
 
