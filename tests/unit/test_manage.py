@@ -263,17 +263,21 @@ def test_bulk_force_delete_shows_progress_on_stderr_and_keeps_stdout_pure_json(
     assert db.volume_list() == []
 
 
-def test_force_delete_whose_cast_fails_leaves_the_row_deleting_for_recovery(
+def test_force_delete_whose_cast_fails_leaves_rows_deleting_for_recovery_and_tries_once(
         db, run, monkeypatch):
+    attempts = []
+
     def broken(conf, url=None):
+        attempts.append(url)
         raise ConnectionRefusedError("broker down")
     monkeypatch.setattr(rpc, "get_transport", broken)
-    volume_id = _volume(db, host="node1")
-    code, out, err = run("volume", "force-delete", volume_id)
+    ids = [_volume(db, host="node1") for _ in range(3)]
+    code, out, err = run("volume", "force-delete", *ids, "--format", "json")
     assert code == 0
-    assert "cast failed; recovery will finish" in out
-    assert "broker down" in err
-    assert db.volume_get(volume_id).status == states.DELETING
+    assert [r["result"] for r in json.loads(out)] == [
+        "deleting (cast failed; recovery will finish)"] * 3
+    assert "broker down" in err and len(attempts) == 1
+    assert all(db.volume_get(i).status == states.DELETING for i in ids)
 
 
 def test_output_table_aligns_columns_and_shows_none_as_dash():

@@ -137,6 +137,9 @@ class _Bus:
         self.conf = conf
         self._transport: Any = None
         self._api: Any = None
+        #: Why the last cast failed; later volumes are not cast at all, so a bulk
+        #: force-delete during a broker outage does not wait out retries per volume.
+        self.failure: str | None = None
 
     def volume_api(self) -> Any:
         if self._api is None:
@@ -186,11 +189,15 @@ def _force_delete_one(db: Database, bus: _Bus, volume_id: str) -> dict[str, Any]
     if not volume.host:
         db.volume_destroy(volume.id)
         return {"id": volume.id, "host": None, "result": "deleted (no host: database only)"}
+    unsent = {"id": volume.id, "host": volume.host,
+              "result": "deleting (cast failed; recovery will finish)"}
+    if bus.failure is not None:
+        return unsent
     try:
         bus.volume_api().delete_volume(RequestContext.admin(), volume.host, volume.id)
     except Exception as error:  # any bus failure: the manager's recovery takes over
-        note(f"warning: delete cast for {volume.id} to {volume.host} failed "
-             f"({type(error).__name__}: {error}); its manager's recovery will delete it")
-        return {"id": volume.id, "host": volume.host,
-                "result": "deleting (cast failed; recovery will finish)"}
+        bus.failure = f"{type(error).__name__}: {error}"
+        note(f"warning: delete cast to {volume.host} failed ({bus.failure}); not casting "
+             "the rest: each host's recovery deletes its volumes left in 'deleting'")
+        return unsent
     return {"id": volume.id, "host": volume.host, "result": "deleting (sent to host)"}
