@@ -9,6 +9,7 @@ import webob
 from oslo_config import cfg
 
 from tests.unit import api_helpers as h
+from volmgr import config
 from volmgr.api.app import KeystoneGate, build_app
 from volmgr.cmd.api import APIServer
 from volmgr.db import Database
@@ -57,3 +58,18 @@ def test_keystone_headers_become_the_request_context(conf: cfg.ConfigOpts,
     unconfirmed = webob.Request.blank("/v3/kp/volumes")
     unconfirmed.headers["X-Identity-Status"] = "Invalid"
     assert unconfirmed.get_response(app.app).status_int == 401
+
+
+def test_each_worker_builds_its_app_with_database_and_transport_once(
+        conf: cfg.ConfigOpts, db: Database, tmp_path: Any) -> None:
+    config_file = tmp_path / "api.conf"
+    config_file.write_text(f"[DEFAULT]\ntransport_url = fake://\n[database]\n"
+                           f"connection = {conf.database.connection}\n")
+    worker_conf = config.parse_args(["--config-file", str(config_file)])
+    server = APIServer(worker_conf)
+    app: Any = server.load()
+    assert webob.Request.blank("/healthcheck").get_response(app).status_int == 200
+    first = app.ops.rpcapi
+    webob.Request.blank("/v3/p/volumes", headers={"X-Auth-Token": "u:p"}).get_response(app)
+    assert app.ops.rpcapi is first
+    assert first.cast_retry == conf.api.rpc_cast_retry

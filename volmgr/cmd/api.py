@@ -17,7 +17,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from oslo_config import cfg
 
-from volmgr import config
+from volmgr import config, log
 
 LOG = logging.getLogger("volmgr.api")
 
@@ -70,8 +70,7 @@ class APIServer(BaseApplication):  # type: ignore[misc]
 
 def main(argv: list[str] | None = None) -> int:
     conf = config.parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    log.setup(conf, "volmgr-api")
     LOG.info("volmgr-api listening on %s:%d with %d worker(s)", conf.api.bind_host,
              conf.api.bind_port, conf.api.workers)
     APIServer(conf).run()
