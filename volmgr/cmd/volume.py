@@ -52,6 +52,8 @@ class _Signals:
 def _serve(conf: cfg.ConfigOpts, service: VolumeService, signals: _Signals) -> None:
     watchdog = systemd.watchdog_interval()
     tick = min(watchdog, 1.0) if watchdog else 1.0
+    if watchdog:
+        systemd.notify("WATCHDOG=1")
     while not signals.stop.wait(tick):
         if signals.reload.is_set():
             signals.reload.clear()

@@ -160,6 +160,7 @@ class VolumeManager:
     # -- Scheduling on the keyed executor ------------------------------------------------
 
     def _submit(self, key: str, func: Callable[..., Any], *args: Any) -> None:
+        LOG.debug("Queued %s for volume %s", getattr(func, "__name__", func), key)
         self.executor.submit(key, functools.partial(func, *args))
 
     def _submit_snapshot(self, snapshot_id: str, func: Callable[..., Any],
