@@ -68,6 +68,23 @@ def test_malformed_json_is_400_naming_the_problem(app: Any, path: str, raw: byte
     assert "malformed JSON" in answer.json["badRequest"]["message"]
 
 
+def test_deeply_nested_json_is_400_not_a_crash(app: Any) -> None:
+    answer = h.call(app, "POST", "/v3/p1/volumes", raw=b"[" * 100_000)
+    assert answer.status_int == 400
+    assert "nested" in answer.json["badRequest"]["message"]
+
+
+def test_a_url_that_is_not_utf8_is_400(app: Any) -> None:
+    import webob
+    for path, query in (("/v3/p1/volumes/\xff", ""), ("/v3/p1/volumes", "limit=%ff")):
+        request = webob.Request.blank("/")
+        request.environ.update(PATH_INFO=path, QUERY_STRING=query,
+                               HTTP_X_AUTH_TOKEN=h.TOKEN)
+        answer = request.get_response(app)
+        assert answer.status_int == 400
+        assert "UTF-8" in answer.json["badRequest"]["message"]
+
+
 @pytest.mark.parametrize("body, problem", [
     ({"volume": {"size": 1, "colour": "red"}}, "colour"),
     ({"volume": {"size": 1}, "extra": 1}, "extra"),

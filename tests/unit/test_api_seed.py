@@ -152,6 +152,14 @@ def test_xml_with_entity_expansion_is_refused_with_400(app: Any) -> None:
     assert "XML" in root.find(NS + "message").text  # type: ignore[union-attr, operator]
 
 
+def test_deeply_nested_xml_is_400_not_a_crash(app: Any) -> None:
+    body = b"<volume>" + b"<a>" * 10_000 + b"</a>" * 10_000 + b"</volume>"
+    answer = h.call(app, "POST", "/v1.1/p1/os-volumes", raw=body,
+                    content_type="application/xml")
+    assert answer.status_int == 400
+    assert "nested" in answer.json["badRequest"]["message"]
+
+
 def test_malformed_xml_is_400(app: Any) -> None:
     answer = h.call(app, "POST", "/v1.1/p1/os-volumes", raw=b"<volume size='1'",
                     content_type="application/xml")

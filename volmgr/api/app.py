@@ -61,7 +61,13 @@ class ApiApplication:
         fmt = wsgi.JSON
         request_id: str | None = None
         try:
-            route, params, forced = self.router.match(http.method, http.path_info)
+            path = http.path_info
+            http.GET  # noqa: B018 - decode the query string once, here, or refuse it
+        except UnicodeDecodeError:
+            return self._fault(http, "?", None, fmt, 400, "badRequest",
+                               "The URL is not valid UTF-8.", None)
+        try:
+            route, params, forced = self.router.match(http.method, path)
             fmt = wsgi.negotiate(http, route, forced)
             context = None
             if not route.public:
@@ -75,11 +81,11 @@ class ApiApplication:
             request = wsgi.ApiRequest(http, params, context, fmt, body)
             result = route.handler(request)
         except wsgi.HTTPError as error:
-            return self._fault(http, route, fmt, error.status, error.fault, error.message,
-                               request_id)
+            return self._fault(http, path, route, fmt, error.status, error.fault,
+                               error.message, request_id)
         except Exception as error:  # every error becomes a fault body
             status, name, message = faults.classify(error)
-            return self._fault(http, route, fmt, status, name, message, request_id)
+            return self._fault(http, path, route, fmt, status, name, message, request_id)
         if request_id:
             result.headers.setdefault("x-openstack-request-id", request_id)
         if route.pattern.startswith("/v3/") or route.pattern == "/v3":
@@ -87,22 +93,23 @@ class ApiApplication:
             result.headers.setdefault("Vary", v3.VERSION_HEADER)
         return wsgi.render(http, result, fmt, route.face.xml_serializer)
 
-    def _fault(self, http: webob.Request, route: wsgi.Route | None, fmt: str, status: int,
-               name: str, message: str, request_id: str | None) -> webob.Response:
+    def _fault(self, http: webob.Request, path: str, route: wsgi.Route | None, fmt: str,
+               status: int, name: str, message: str,
+               request_id: str | None) -> webob.Response:
         if status >= 500:
-            LOG.error("%s %s answered %d: %s", http.method, http.path_info, status, message)
+            LOG.error("%s %s answered %d: %s", http.method, path, status, message)
         else:
-            LOG.info("%s %s answered %d: %s", http.method, http.path_info, status, message)
+            LOG.info("%s %s answered %d: %s", http.method, path, status, message)
         headers = {"x-openstack-request-id": request_id} if request_id else {}
         if status == 401:
             headers["WWW-Authenticate"] = "Keystone uri='unset'"
         result = wsgi.ApiResponse(status, {name: {"code": status, "message": message}},
                                   headers)
         serializer = route.face.xml_serializer if route is not None else None
-        if route is None and http.path_info.startswith("/v1.1/"):
+        if route is None and path.startswith("/v1.1/"):
             # An unknown seed path still answers in the format the caller asked for.
             serializer = seed_xml.serialize
-            fmt = wsgi.XML if (http.path_info.endswith(".xml") or http.accept.best_match(
+            fmt = wsgi.XML if (path.endswith(".xml") or http.accept.best_match(
                 ["application/json", "application/xml"]) == "application/xml") else fmt
         return wsgi.render(http, result, fmt, serializer)
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET  # builds documents; defusedxml parses
 from collections.abc import Mapping
 from typing import Any
 
+from volmgr import exception
 from volmgr.api import faults
 from volmgr.api.wsgi import local_name
 
@@ -114,18 +115,21 @@ def serialize(body: Mapping[str, Any]) -> ET.Element:
     raise ValueError(f"no XML form for {key!r}")  # pragma: no cover - a programming error
 
 
-def _fields(element: ET.Element) -> dict[str, Any]:
+_MAX_DEPTH = 4
+
+
+def _fields(element: ET.Element, depth: int = 0) -> dict[str, Any]:
     """Attributes and simple child elements of ``element`` as a dict of strings."""
+    if depth > _MAX_DEPTH:
+        raise exception.InvalidInput(reason="XML body is nested too deeply")
     values: dict[str, Any] = {local_name(k): v for k, v in element.attrib.items()
                               if not k.startswith("{http://www.w3.org/2000/xmlns")}
     for child in element:
         name = local_name(child.tag)
         if name == "metadata":
             values[name] = {meta.get("key", ""): meta.text or "" for meta in child}
-        elif name == "connector":
-            values[name] = _fields(child)
         elif len(child) or child.attrib:
-            values[name] = _fields(child)
+            values[name] = _fields(child, depth + 1)
         else:
             values[name] = child.text or ""
     return values

@@ -185,6 +185,9 @@ def parse_body(raw: bytes, content_type: str, route: Route) -> Any:
         return route.face.xml_deserializer(root)
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise exception.InvalidInput(reason="malformed JSON body: nested too deeply") \
+            from None
     except (UnicodeDecodeError, ValueError) as error:
         raise exception.InvalidInput(reason=f"malformed JSON body: {error}") from None
 
