@@ -15,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from volmgr import rpc
+from volmgr import exception, rpc
 from volmgr.db import Database
 from volmgr.volume import notifications
 from volmgr.volume.driver import VolumeDriver
@@ -126,6 +126,10 @@ class VolumeService:
     def run_recovery(self) -> None:
         try:
             self.recovery.run_once()
+        except exception.ServiceUnavailable:
+            if not self._stopping.is_set():
+                raise
+            LOG.info("Recovery pass cut short by shutdown")
         except Exception:
             LOG.exception("Recovery pass failed; retrying in %s s",
                           self.conf.volume.recovery_interval)
