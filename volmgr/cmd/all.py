@@ -1,11 +1,12 @@
 """volmgr-all: the API and one volume manager in a single process, on embedded defaults.
 
 Defaults: SQLite under ``state_path`` (``$XDG_STATE_HOME/volmgr``, by default
-``~/.local/state/volmgr``), oslo.messaging's in-process ``fake://`` transport, the file driver, and the
-tgtadm target helper when a tgtd answers on the target port (``none`` otherwise). Every
-default can be overridden with ``--config-file``. ``--demo`` drives the running service
-through its own HTTP API once and exits. This is the quick start, not a deployment:
-production runs ``volmgr-api`` and ``volmgr-volume`` separately over RabbitMQ.
+``~/.local/state/volmgr``), oslo.messaging's in-process ``fake://`` transport, the file
+driver, and the tgtadm target helper when a tgtd answers on the target port (``none``
+otherwise). Every default can be overridden with ``--config-file``. ``--demo`` drives
+the running service through its own HTTP API once and exits. This is the quick start,
+not a deployment: production runs ``volmgr-api`` and ``volmgr-volume`` separately over
+RabbitMQ.
 """
 
 from __future__ import annotations
