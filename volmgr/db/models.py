@@ -83,6 +83,10 @@ class Volume(TimestampMixin, SoftDeleteMixin, Base):
     provider_auth: Mapped[ShortText]
     target_size: Mapped[int | None] = mapped_column(sa.Integer)
     """Size asked for by an extend that is in progress."""
+    quota_held: Mapped[bool] = mapped_column(sa.Boolean, default=True,
+                                             server_default=sa.true())
+    """Whether the row still holds its volumes/gigabytes reservation (a volume no host
+    could take gives it back at once, and its later delete must not give it twice)."""
 
     attachments: Mapped[list[VolumeAttachment]] = relationship(
         back_populates="volume",

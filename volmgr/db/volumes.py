@@ -211,6 +211,21 @@ class VolumeQueries(DatabaseCore):
                 session, models.Volume, volume_id,
                 {"deleted": True, "deleted_at": models.utcnow()},
                 expected_status=tuple(expected))
+            if won and volume.quota_held:
+                quota.release(session, volume.project_id,
+                              {quota.VOLUMES: 1, quota.GIGABYTES: volume.size})
+            return won
+        return self.run(work)
+
+    def volume_fail_scheduling(self, volume_id: str, reason: str) -> bool:
+        """creating → error for a volume no host can take, giving its quota back at once
+        (the row stays visible with its reason until the user deletes it)."""
+        def work(session: Session) -> bool:
+            volume = get_volume(session, volume_id)
+            won = conditional_update(
+                session, models.Volume, volume_id,
+                {"status": states.ERROR, "status_reason": reason, "quota_held": False},
+                expected_status=(states.CREATING,), where=(_volumes.c.quota_held == sa.true(),))
             if won:
                 quota.release(session, volume.project_id,
                               {quota.VOLUMES: 1, quota.GIGABYTES: volume.size})
