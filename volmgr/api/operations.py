@@ -97,9 +97,13 @@ class Operations:
                        volume_id: str) -> models.VolumeAttachment:
         return self.db.attachment_find(volume_id, server_id, scope(ctx))
 
-    def list_attachments(self, ctx: RequestContext,
-                         server_id: str) -> list[models.VolumeAttachment]:
-        return self.db.attachment_list(server_id=server_id, project_id=ctx.project_id)
+    def list_attachments(self, ctx: RequestContext, server_id: str,
+                         project_id: str) -> list[models.VolumeAttachment]:
+        """A server's attachments of ``project_id``'s volumes (the caller's own unless an
+        admin asks for another project)."""
+        if not ctx.is_admin:
+            project_id = ctx.project_id
+        return self.db.attachment_list(server_id=server_id, project_id=project_id)
 
     # -- volumes -------------------------------------------------------------------
 

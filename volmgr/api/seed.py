@@ -115,7 +115,8 @@ class SeedController:
     # -- attachments ---------------------------------------------------------------
 
     def list_attachments(self, req: ApiRequest) -> ApiResponse:
-        found = self.ops.list_attachments(req.ctx, req.params["server_id"])
+        found = self.ops.list_attachments(req.ctx, req.params["server_id"],
+                                          req.params["project_id"])
         return ApiResponse(200, {"volumeAttachments": [attachment_view(a) for a in found]})
 
     def show_attachment(self, req: ApiRequest) -> ApiResponse:
