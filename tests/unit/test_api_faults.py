@@ -176,7 +176,7 @@ def test_delete_of_attached_volume_is_refused_with_409(app: Any, db: Database) -
     assert db.volume_get(volume_id).status == states.IN_USE
 
 
-def test_no_valid_host_leaves_a_visible_error_volume_with_a_reason(
+def test_no_valid_host_leaves_a_visible_error_volume_with_a_reason_and_its_quota_released(
         conf: cfg.ConfigOpts, db: Database) -> None:
     rpcapi = h.RecordingRPC()
     app = h.make_app(conf, db, rpcapi)
@@ -186,7 +186,17 @@ def test_no_valid_host_leaves_a_visible_error_volume_with_a_reason(
     assert volume["status"] == "error"
     assert "No valid host" in volume["status_reason"]
     assert rpcapi.casts == []
-    assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 1}
+    assert db.quota_usage("p1") == {"volumes": 0, "gigabytes": 0}
+
+
+def test_no_valid_host_still_answers_413_when_over_quota(
+        conf: cfg.ConfigOpts, db: Database) -> None:
+    db.quota_limits["gigabytes"] = 2
+    app = h.make_app(conf, db, h.RecordingRPC())
+    answer = h.call(app, "POST", "/v3/p1/volumes", {"volume": {"size": 3}})
+    assert answer.status_int == 413
+    assert "gigabytes" in answer.json["overLimit"]["message"]
+    assert db.volume_list("p1") == []
 
 
 def test_deleting_a_never_scheduled_volume_completes_in_the_api_and_frees_quota(

@@ -7,11 +7,11 @@ logged and the request still succeeds: the row now sits in a transitional status
 its ``status_changed_at``, and the owning manager's recovery re-drives it. This module
 never calls a manager synchronously and never touches storage.
 
-Scheduling failures: a volume no host can hold is kept as a visible ``error`` row with
-the reason in ``status_reason`` and no host. Like Cinder, that row keeps its quota
-reservation until the user deletes it; the delete then completes here in the API (there
-is no manager to cast to) and gives the quota back. Releasing the quota earlier would
-make that later delete release it a second time.
+Scheduling failures: a volume no host can hold is written, in the same one transaction,
+as a visible ``error`` row with the reason in ``status_reason``, no host, and no quota
+held (the limits are still checked, so an over-quota request answers 413 instead). Its
+later delete completes here in the API, since no manager owns it, and gives nothing back
+twice (``quota_held``).
 """
 
 from __future__ import annotations
@@ -141,11 +141,11 @@ class Operations:
             project_id=ctx.project_id, user_id=ctx.user_id, size=size,
             display_name=name, display_description=description, metadata=metadata,
             availability_zone=zone, volume_type=volume_type, snapshot_id=snapshot_id,
-            host=host, status=states.CREATING if host else states.ERROR)
+            host=host, status=states.CREATING if host else states.ERROR,
+            status_reason=reason, hold_quota=host is not None)
         if host is None:
             LOG.warning("Volume %s could not be scheduled: %s", volume.id, reason)
-            self.db.volume_update(volume.id, {"status_reason": reason})
-            return self.db.volume_get(volume.id)
+            return volume
         self._cast(ctx, "create_volume", volume.id,
                    lambda: self.rpcapi.create_volume(ctx, host, volume.id,
                                                      snapshot_id=snapshot_id))

@@ -74,14 +74,20 @@ class VolumeQueries(DatabaseCore):
                       volume_type: str | None = None,
                       snapshot_id: str | None = None,
                       host: str | None = None,
-                      status: str = states.CREATING) -> models.Volume:
+                      status: str = states.CREATING,
+                      status_reason: str | None = None,
+                      hold_quota: bool = True) -> models.Volume:
         """Reserve quota and insert the row in one transaction; QuotaExceeded reserves
-        nothing."""
+        nothing. ``hold_quota=False`` (a volume born in ``error``, e.g. no host could
+        take it) checks the limits the same way but keeps nothing reserved."""
         def work(session: Session) -> models.Volume:
-            quota.reserve(session, self.quota_limits, project_id,
-                          {quota.VOLUMES: 1, quota.GIGABYTES: size})
+            deltas = {quota.VOLUMES: 1, quota.GIGABYTES: size}
+            quota.reserve(session, self.quota_limits, project_id, deltas)
+            if not hold_quota:
+                quota.release(session, project_id, deltas)
             volume = models.Volume(
                 project_id=project_id, user_id=user_id, size=size, status=status,
+                status_reason=status_reason, quota_held=hold_quota,
                 display_name=display_name, display_description=display_description,
                 metadata_=dict(metadata or {}), availability_zone=availability_zone,
                 volume_type=volume_type, snapshot_id=snapshot_id, host=host,
