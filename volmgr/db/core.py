@@ -82,6 +82,36 @@ class DatabaseCore:
         self.engine.dispose()
 
 
+def list_live(
+    session: Session,
+    model: Any,
+    *,
+    project_id: str | None,
+    filters: Mapping[str, Any] | None,
+    anchor: Any | None,
+    limit: int | None,
+    offset: int,
+) -> list[Any]:
+    """Live rows of ``model`` (volumes or snapshots), newest first, scoped to a project,
+    filtered by column equality, and paged after ``anchor`` (the previous page's last
+    row) with ``limit``/``offset``."""
+    query = sa.select(model).where(model.deleted == sa.false())
+    if project_id is not None:
+        query = query.where(model.project_id == project_id)
+    for key, value in (filters or {}).items():
+        query = query.where(getattr(model, key) == value)
+    if anchor is not None:
+        query = query.where(sa.or_(
+            model.created_at < anchor.created_at,
+            sa.and_(model.created_at == anchor.created_at, model.id < anchor.id)))
+    query = query.order_by(model.created_at.desc(), model.id.desc())
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
+
+
 def conditional_update(
     session: Session,
     model: type[models.Base],

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from volmgr import exception, states
 from volmgr.db import models, quota
-from volmgr.db.core import DatabaseCore, conditional_update
+from volmgr.db.core import DatabaseCore, conditional_update, list_live
 from volmgr.db.volumes import get_volume
 
 _snapshots = models.table(models.Snapshot)
@@ -72,24 +72,10 @@ class SnapshotQueries(DatabaseCore):
         """Live snapshots, newest first; ``filters`` may hold status, display_name,
         volume_id."""
         def work(session: Session) -> list[models.Snapshot]:
-            query = sa.select(models.Snapshot).where(models.Snapshot.deleted == sa.false())
-            if project_id is not None:
-                query = query.where(models.Snapshot.project_id == project_id)
-            for key, value in (filters or {}).items():
-                query = query.where(getattr(models.Snapshot, key) == value)
-            if marker is not None:
-                anchor = get_snapshot(session, marker, project_id)
-                query = query.where(sa.or_(
-                    models.Snapshot.created_at < anchor.created_at,
-                    sa.and_(models.Snapshot.created_at == anchor.created_at,
-                            models.Snapshot.id < anchor.id)))
-            query = query.order_by(models.Snapshot.created_at.desc(),
-                                   models.Snapshot.id.desc())
-            if offset:
-                query = query.offset(offset)
-            if limit is not None:
-                query = query.limit(limit)
-            return list(session.execute(query).scalars())
+            anchor = (get_snapshot(session, marker, project_id) if marker is not None
+                      else None)
+            return list_live(session, models.Snapshot, project_id=project_id,
+                             filters=filters, anchor=anchor, limit=limit, offset=offset)
         return self.run(work)
 
     def snapshot_transition(self, snapshot_id: str, expected: Sequence[str],

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from volmgr import exception, states
 from volmgr.db import models, quota
-from volmgr.db.core import DatabaseCore, conditional_update
+from volmgr.db.core import DatabaseCore, conditional_update, list_live
 
 _volumes = models.table(models.Volume)
 _attachments = models.table(models.VolumeAttachment)
@@ -109,23 +109,9 @@ class VolumeQueries(DatabaseCore):
         """Live volumes, newest first. ``filters`` may hold status, display_name, host.
         ``marker`` is the id of the last volume of the previous page."""
         def work(session: Session) -> list[models.Volume]:
-            query = sa.select(models.Volume).where(models.Volume.deleted == sa.false())
-            if project_id is not None:
-                query = query.where(models.Volume.project_id == project_id)
-            for key, value in (filters or {}).items():
-                query = query.where(getattr(models.Volume, key) == value)
-            if marker is not None:
-                anchor = get_volume(session, marker, project_id)
-                query = query.where(sa.or_(
-                    models.Volume.created_at < anchor.created_at,
-                    sa.and_(models.Volume.created_at == anchor.created_at,
-                            models.Volume.id < anchor.id)))
-            query = query.order_by(models.Volume.created_at.desc(), models.Volume.id.desc())
-            if offset:
-                query = query.offset(offset)
-            if limit is not None:
-                query = query.limit(limit)
-            return list(session.execute(query).scalars())
+            anchor = get_volume(session, marker, project_id) if marker is not None else None
+            return list_live(session, models.Volume, project_id=project_id, filters=filters,
+                             anchor=anchor, limit=limit, offset=offset)
         return self.run(work)
 
     def volume_transition(self, volume_id: str, expected: Sequence[str],
