@@ -66,3 +66,18 @@ def test_thin_host_wins_over_a_fuller_thick_host(conf: cfg.ConfigOpts, db: Datab
     h.register_host(db, "thick", free=20)
     h.register_host(db, "thin", free=10, total=10, thin=True, provisioned=0)
     assert Scheduler(conf, db).choose_host(30) == "thin"
+
+
+def test_volumes_promised_since_the_last_heartbeat_count_against_a_host(
+        conf: cfg.ConfigOpts, db: Database) -> None:
+    h.register_host(db, "small", free=3.0)
+    h.register_host(db, "big", free=4.0)
+    scheduler = Scheduler(conf, db)
+    first = scheduler.choose_host(2)
+    assert first == "big"
+    db.volume_create(project_id="p1", user_id="u1", size=2, host=first)
+    # "big" still reports 4 GiB free until its next heartbeat, but 2 are promised.
+    assert scheduler.choose_host(2) == "small"
+    db.volume_create(project_id="p1", user_id="u1", size=2, host="small")
+    with pytest.raises(exception.NoValidHost):
+        scheduler.choose_host(3)

@@ -1,7 +1,8 @@
 """Host choice for new volumes: among the ``volmgr-volume`` services that are up and
 enabled, the one with the most free capacity that fits.
 
-It reads the capacity each manager last reported with its heartbeat; it never calls a
+It reads the capacity each manager last reported with its heartbeat, less what was
+promised since (volumes still creating or placed after that heartbeat); it never calls a
 manager synchronously (a request path must not wait on the bus).
 """
 
@@ -61,7 +62,10 @@ class Scheduler:
         if not services:
             raise exception.NoValidHost(reason="no volume service is up and enabled")
         ratio = self.conf.api.max_oversubscription_ratio
-        candidates = [candidate(s.host, s.capabilities or {}, ratio) for s in services]
+        pending = self.db.pending_gb_by_host({s.host: s.last_heartbeat for s in services})
+        candidates = [
+            dataclasses.replace(c, free_gb=c.free_gb - pending.get(c.host, 0))
+            for c in (candidate(s.host, s.capabilities or {}, ratio) for s in services)]
         fitting = [c for c in candidates if c.free_gb >= size]
         if not fitting:
             best = max(c.free_gb for c in candidates)

@@ -85,6 +85,29 @@ class ServiceQueries(DatabaseCore):
                 raise exception.ServiceNotFound(host=host, binary=binary)
         self.run(work)
 
+    def pending_gb_by_host(self,
+                           heartbeats: Mapping[str, datetime.datetime | None]) -> dict[str, int]:
+        """GiB each host has promised that its last capacity report may not show yet:
+        volumes placed on it that are still ``creating`` or were placed after its last
+        heartbeat. The scheduler subtracts them, so a burst of creates between two
+        heartbeats cannot overfill a host."""
+        if not heartbeats:
+            return {}
+        volumes = models.table(models.Volume)
+        per_host = [
+            sa.and_(volumes.c.host == host,
+                    sa.or_(volumes.c.status == "creating",
+                           volumes.c.created_at > (beat or datetime.datetime.min)))
+            for host, beat in heartbeats.items()]
+
+        def work(session: Session) -> dict[str, int]:
+            rows = session.execute(
+                sa.select(volumes.c.host, sa.func.sum(volumes.c.size))
+                .where(volumes.c.deleted == sa.false(), sa.or_(*per_host))
+                .group_by(volumes.c.host)).all()
+            return {host: int(total or 0) for host, total in rows}
+        return self.run(work)
+
     def services_up(self, binary: str, down_time: int) -> list[models.Service]:
         """Enabled services of ``binary`` that heartbeated recently."""
         now = models.utcnow()
