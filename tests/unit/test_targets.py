@@ -1,8 +1,9 @@
-"""Target helpers: tgtadm (scripted commands, real target files), lioadm (rtslib mocked,
-since this kernel has no LIO) and none."""
+"""Target helpers: tgtadm (scripted commands, a fake tgtd socket, real target files),
+lioadm (rtslib mocked, since this kernel has no LIO) and none."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import sys
@@ -17,26 +18,77 @@ from volmgr.volume.driver import VolumeRef
 from volmgr.volume.targets import base
 from volmgr.volume.targets.lio import LioAdm
 from volmgr.volume.targets.none import NoTarget
-from volmgr.volume.targets.tgt import TgtAdm
+from volmgr.volume.targets.tgt import NOBODY_ADDRESS, TgtAdm
+from volmgr.volume.targets.tgt_socket import Err, TgtdRequestError
 
 VOL = "0b5c9b3e-7a35-4a3e-9a73-2d3e8f6f0a01"
 IQN = f"iqn.2010-10.org.openstack:volume-{VOL}"
 DEV = "/dev/vg1/volume-" + VOL
 INITIATOR = "iqn.1994-05.com.redhat:client1"
-AUTH = "CHAP user0123456789abcdef Secret0123456789"
+USER, SECRET = "user0123456789abcdef", "Secret0123456789"
+AUTH = f"CHAP {USER} {SECRET}"
 TGTADM = ["tgtadm", "-C", "4242", "--lld", "iscsi"]
 SHOW = [*TGTADM, "--op", "show", "--mode", "target"]
+WRITE_CACHE_OFF = ("mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14"
+                   ":0:0:0:0:0:0")
 
 
-def show(*targets: tuple[int, str, list[int]]) -> str:
+def show(*targets: tuple[int, str, list[int]], accounts: tuple[str, ...] = (USER,),
+         acl: tuple[str, ...] = ("ALL",)) -> str:
     lines = []
     for tid, iqn, luns in targets:
         lines += [f"Target {tid}: {iqn}", "    System information:", "        Driver: iscsi",
-                  "    LUN information:"]
+                  "    I_T nexus information:", "        I_T nexus: 1",
+                  "            Initiator: iqn.x alias: none", "    LUN information:"]
         for lun in luns:
             lines += [f"        LUN: {lun}", "            Type: disk"]
-        lines += ["    Account information:", "    ACL information:", "        ALL"]
+        lines += ["    Account information:", *(f"        {a}" for a in accounts),
+                  "    ACL information:", *(f"        {a}" for a in acl)]
     return "\n".join(lines) + "\n"
+
+
+def build(tid: int, device: str = DEV, user: str = USER) -> list[list[str]]:
+    """The tgtadm commands that build a target, in order, before its ACL is bound."""
+    t = str(tid)
+    return [[*TGTADM, "--op", "new", "--mode", "target", "--tid", t, "-T", IQN],
+            [*TGTADM, "--op", "bind", "--mode", "account", "--tid", t, "--user", user],
+            [*TGTADM, "--op", "new", "--mode", "logicalunit", "--tid", t, "--lun", "1",
+             "-b", device],
+            [*TGTADM, "--op", "update", "--mode", "logicalunit", "--tid", t, "--lun", "1",
+             "--params", WRITE_CACHE_OFF]]
+
+
+def bind_all(tid: int) -> list[str]:
+    return [*TGTADM, "--op", "bind", "--mode", "target", "--tid", str(tid), "-I", "ALL"]
+
+
+def bind_name(tid: int, name: str = INITIATOR) -> list[str]:
+    return [*TGTADM, "--op", "bind", "--mode", "target", "--tid", str(tid),
+            "--initiator-name", name]
+
+
+class FakeTgtd:
+    """Stands in for tgtd's management socket; remembers the accounts it was given."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, str] = {}
+        self.calls: list[str] = []
+        self.refuse: TgtdRequestError | None = None
+
+    def new_account(self, username: str, password: str) -> None:
+        self.calls.append(f"new {username}")
+        if self.refuse is not None:
+            raise self.refuse
+        if username in self.accounts:
+            raise TgtdRequestError(request="account new", code=Err.USER_EXIST,
+                                   reason="this account already exists")
+        self.accounts[username] = password
+
+    def delete_account(self, username: str) -> None:
+        self.calls.append(f"delete {username}")
+        if self.accounts.pop(username, None) is None:
+            raise TgtdRequestError(request="account delete", code=Err.NO_USER,
+                                   reason="can't find the account")
 
 
 @pytest.fixture
@@ -45,76 +97,212 @@ def scripted() -> ScriptedExecutor:
 
 
 @pytest.fixture
-def tgt(conf, scripted) -> TgtAdm:
+def fake_tgtd() -> FakeTgtd:
+    return FakeTgtd()
+
+
+def make_tgt(conf, scripted, fake_tgtd, acl: bool = False) -> TgtAdm:
     conf.set_override("tgt_control_port", 4242, group="volume")
     conf.set_override("target_port", 3261, group="volume")
-    return TgtAdm(conf, scripted)
+    conf.set_override("target_initiator_acl", acl, group="volume")
+    helper = TgtAdm(conf, scripted)
+    helper.tgtd = fake_tgtd  # type: ignore[assignment]
+    return helper
+
+
+@pytest.fixture
+def tgt(conf, scripted, fake_tgtd) -> TgtAdm:
+    return make_tgt(conf, scripted, fake_tgtd)
+
+
+@pytest.fixture
+def acl_tgt(conf, scripted, fake_tgtd) -> TgtAdm:
+    return make_tgt(conf, scripted, fake_tgtd, acl=True)
 
 
 def target_file(conf) -> str:
     return os.path.join(conf.volume.target_files_dir, f"volume-{VOL}")
 
 
-# -- tgtadm ---------------------------------------------------------------------------
+def expect_build(scripted: ScriptedExecutor, tid: int = 1, live: str = "",
+                 user: str = USER) -> None:
+    scripted.expect(SHOW, stdout=live).expect(SHOW, stdout=live)
+    for argv in build(tid, user=user):
+        scripted.expect(argv)
 
 
-def test_create_export_writes_a_private_target_file_and_runs_tgt_admin(tgt, scripted,
-                                                                       conf) -> None:
-    scripted.expect(SHOW, stdout="")
-    scripted.expect(["tgt-admin", "-C", "4242", "--conf", target_file(conf), "--update", IQN])
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1])))
+# -- tgtadm: exporting ------------------------------------------------------------------
+
+
+def test_create_export_builds_the_target_with_chap_before_lun_and_acl_last(
+        tgt, scripted, fake_tgtd, conf) -> None:
+    scripted.expect(SHOW, stdout="").expect(SHOW, stdout="")
+    scripted.expect([*TGTADM, "--op", "new", "--mode", "target", "--tid", "1", "-T", IQN])
+    scripted.expect(None)  # account bind: the user name is random, checked below
+    scripted.expect(None).expect(None).expect(bind_all(1))
     update = tgt.create_export(VolumeRef(VOL, 1), DEV)
     scripted.assert_done()
     kind, user, secret = update["provider_auth"].split()
     assert kind == "CHAP" and len(user) == 20 and len(secret) == 16
+    assert fake_tgtd.accounts == {user: secret}, "the account came through the socket"
+    assert scripted.argvs[3:6] == build(1, user=user)[1:], "CHAP bound before the LUN"
     assert update["provider_location"] == f"127.0.0.1:3261,1 {IQN} 1"
+
+
+def test_no_command_volmgr_runs_carries_the_secret_and_tgt_admin_is_never_run(
+        tgt, scripted) -> None:
+    expect_build(scripted)
+    scripted.expect(bind_all(1))
+    tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+    assert all(SECRET not in arg for argv in scripted.argvs for arg in argv)
+    assert all(argv[0] == "tgtadm" for argv in scripted.argvs)
+
+
+def test_the_target_file_keeps_the_export_for_tgts_boot_time_restore(tgt, scripted,
+                                                                      conf) -> None:
+    expect_build(scripted)
+    scripted.expect(bind_all(1))
+    tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
     text = open(target_file(conf)).read()
     assert f"<target {IQN}>" in text and f"backing-store {DEV}" in text
-    assert f"incominguser {user} {secret}" in text and "initiator-address ALL" in text
+    assert f"incominguser {USER} {SECRET}" in text and "initiator-address ALL" in text
+    assert "write-cache off" in text
     assert stat.S_IMODE(os.stat(target_file(conf)).st_mode) == 0o600
-    assert all(secret not in arg for argv in scripted.argvs for arg in argv)
 
 
 def test_every_volume_gets_its_own_random_chap_credentials(tgt, scripted) -> None:
     credentials = set()
     for _ in range(2):
-        scripted.expect(SHOW).expect(None).expect(SHOW, stdout=show((1, IQN, [0, 1])))
+        scripted.expect(SHOW).expect(SHOW)
+        for _ in range(5):
+            scripted.expect(None)
         credentials.add(tgt.create_export(VolumeRef(VOL, 1), DEV)["provider_auth"])
         os.unlink(tgt._file_path(VOL))
     assert len(credentials) == 2
 
 
-def test_create_export_reuses_the_stored_chap_and_skips_a_live_target(tgt, scripted) -> None:
+def test_create_export_reuses_the_stored_chap_and_skips_a_complete_target(
+        tgt, scripted, fake_tgtd) -> None:
     scripted.expect(SHOW, stdout=show((3, IQN, [0, 1])))
     update = tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
     assert update["provider_auth"] == AUTH
     scripted.assert_done()
+    assert fake_tgtd.calls == []
 
 
-def test_a_target_left_without_its_lun_is_rebuilt(tgt, scripted, conf) -> None:
-    scripted.expect(SHOW, stdout=show((3, IQN, [0])))
+def test_the_new_target_takes_the_next_free_tid(tgt, scripted) -> None:
+    live = show((1, "iqn.2000-01.other:a", [0]), (7, "iqn.2000-01.other:b", [0]))
+    expect_build(scripted, tid=8, live=live)
+    scripted.expect(bind_all(8))
+    tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+
+
+def test_a_tid_taken_meanwhile_is_retried_with_the_next_one(tgt, scripted) -> None:
+    scripted.expect(SHOW).expect(SHOW)
+    scripted.expect([*TGTADM, "--op", "new", "--mode", "target", "--tid", "1", "-T", IQN],
+                    stderr="tgtadm: this target already exists", exit_code=22)
+    taken = show((1, "iqn.2000-01.other:a", [0]))
+    scripted.expect(SHOW, stdout=taken).expect(SHOW, stdout=taken)
+    for argv in build(2):
+        scripted.expect(argv)
+    scripted.expect(bind_all(2))
+    tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+
+
+def test_a_target_left_without_its_lun_is_rebuilt(tgt, scripted) -> None:
+    broken = show((3, IQN, [0]))
+    scripted.expect(SHOW, stdout=broken)
     scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "3", "--force"])
-    scripted.expect(["tgt-admin", "-C", "4242", "--conf", target_file(conf), "--update", IQN])
-    scripted.expect(SHOW, stdout=show((4, IQN, [0, 1])))
+    scripted.expect(SHOW)
+    for argv in build(1):
+        scripted.expect(argv)
+    scripted.expect(bind_all(1))
     tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
     scripted.assert_done()
 
 
-def test_a_failed_tgt_admin_is_a_target_error_without_the_secret(tgt, scripted) -> None:
-    scripted.expect(SHOW).expect(None, stdout="tgtadm --password=Secret0123456789 failed")
-    scripted.expect(SHOW, stdout=show((1, IQN, [0])))
-    scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "1", "--force"])
-    with pytest.raises(exception.TargetError) as caught:
-        tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    assert "Secret0123456789" not in str(caught.value)
+def test_a_target_without_our_account_is_rebuilt_not_trusted(tgt, scripted) -> None:
+    scripted.expect(SHOW, stdout=show((3, IQN, [0, 1]), accounts=()))
+    scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "3", "--force"])
+    scripted.expect(SHOW)
+    for argv in build(1):
+        scripted.expect(argv)
+    scripted.expect(bind_all(1))
+    tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
     scripted.assert_done()
+
+
+def test_a_complete_target_without_any_acl_gets_all_bound(tgt, scripted) -> None:
+    scripted.expect(SHOW, stdout=show((3, IQN, [0, 1]), acl=()))
+    scripted.expect(bind_all(3))
+    tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+
+
+def test_a_leftover_account_is_replaced_so_tgtd_holds_the_current_secret(
+        tgt, scripted, fake_tgtd) -> None:
+    fake_tgtd.accounts[USER] = "StaleSecret"
+    expect_build(scripted)
+    scripted.expect(bind_all(1))
+    tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+    assert fake_tgtd.accounts == {USER: SECRET}
+    assert fake_tgtd.calls == [f"new {USER}", f"delete {USER}", f"new {USER}"]
+
+
+def test_a_failed_step_removes_the_half_built_target_and_hides_the_secret(
+        tgt, scripted) -> None:
+    scripted.expect(SHOW).expect(SHOW)
+    for argv in build(1)[:2]:
+        scripted.expect(argv)
+    scripted.expect(build(1)[2], stderr="tgtadm: invalid request", exit_code=22)
+    scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "1", "--force"])
+    with pytest.raises(exception.TargetError, match="invalid request") as caught:
+        tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    assert SECRET not in str(caught.value)
+    scripted.assert_done()
+
+
+def test_tgtd_refusing_the_account_is_a_target_error_and_leaves_no_target(
+        tgt, scripted, fake_tgtd) -> None:
+    fake_tgtd.refuse = TgtdRequestError(request="account new", code=Err.TOO_MANY_USER,
+                                        reason="too many accounts")
+    scripted.expect(SHOW).expect(SHOW).expect(build(1)[0])
+    scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "1", "--force"])
+    with pytest.raises(exception.TargetError, match="too many accounts"):
+        tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+
+
+def test_without_access_to_tgtds_socket_tgtadm_creates_the_account_and_says_so(
+        tgt, scripted, fake_tgtd, caplog) -> None:
+    fake_tgtd.refuse = TgtdRequestError(request="account new", denied=True,
+                                        reason="no permission to use tgtd's socket")
+    scripted.expect(SHOW).expect(SHOW).expect(build(1)[0])
+    scripted.expect([*TGTADM, "--op", "delete", "--mode", "account", "--user", USER],
+                    stderr="tgtadm: can't find the account", exit_code=22)
+    scripted.expect([*TGTADM, "--op", "new", "--mode", "account", "--user", USER,
+                     "--password", SECRET])
+    for argv in build(1)[1:]:
+        scripted.expect(argv)
+    scripted.expect(bind_all(1))
+    with caplog.at_level(logging.DEBUG):
+        tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+    assert "command line shows its secret" in caplog.text
+    assert SECRET not in caplog.text, "the executor redacts the fallback's argv"
 
 
 def test_ensure_export_recreates_a_missing_target_from_the_stored_credentials(
-        tgt, scripted, conf) -> None:
-    scripted.expect(SHOW).expect(None).expect(SHOW, stdout=show((1, IQN, [0, 1])))
+        tgt, scripted, fake_tgtd, conf) -> None:
+    expect_build(scripted)
+    scripted.expect(bind_all(1))
     tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    assert "incominguser user0123456789abcdef Secret0123456789" in open(target_file(conf)).read()
+    assert f"incominguser {USER} {SECRET}" in open(target_file(conf)).read()
+    assert fake_tgtd.accounts == {USER: SECRET}
 
 
 def test_ensure_export_of_a_volume_never_exported_is_a_target_error(tgt, scripted) -> None:
@@ -123,12 +311,12 @@ def test_ensure_export_of_a_volume_never_exported_is_a_target_error(tgt, scripte
 
 
 def test_remove_export_deletes_target_account_and_file(tgt, scripted, conf) -> None:
-    scripted.expect(SHOW).expect(None).expect(SHOW, stdout=show((1, IQN, [0, 1])))
+    expect_build(scripted)
+    scripted.expect(bind_all(1))
     tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
     scripted.expect(SHOW, stdout=show((1, IQN, [0, 1])))
     scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "1", "--force"])
-    scripted.expect([*TGTADM, "--op", "delete", "--mode", "account", "--user",
-                     "user0123456789abcdef"])
+    scripted.expect([*TGTADM, "--op", "delete", "--mode", "account", "--user", USER])
     tgt.remove_export(VolumeRef(VOL, 1, provider_auth=AUTH))
     scripted.assert_done()
     assert not os.path.exists(target_file(conf))
@@ -149,15 +337,17 @@ def test_remove_export_reports_other_tgtadm_failures(tgt, scripted) -> None:
 
 
 def test_initialize_connection_returns_os_brick_iscsi_connection_info(tgt, scripted) -> None:
-    scripted.expect(SHOW).expect(None).expect(SHOW, stdout=show((1, IQN, [0, 1])))
+    expect_build(scripted)
+    scripted.expect(bind_all(1))
     tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
     scripted.expect(SHOW, stdout=show((1, IQN, [0, 1])))
     info = tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
                                      {"initiator": INITIATOR})
+    scripted.assert_done()
     assert info == {"driver_volume_type": "iscsi", "data": {
         "target_iqn": IQN, "target_portal": "127.0.0.1:3261", "target_lun": 1,
         "target_discovered": False, "auth_method": "CHAP",
-        "auth_username": "user0123456789abcdef", "auth_password": "Secret0123456789",
+        "auth_username": USER, "auth_password": SECRET,
         "volume_id": VOL, "access_mode": "rw"}}
 
 
@@ -166,28 +356,72 @@ def test_initialize_connection_before_create_export_is_a_target_error(tgt) -> No
         tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV, {})
 
 
-def test_with_initiator_acl_only_the_connector_is_bound_and_persisted(conf, scripted) -> None:
-    conf.set_override("target_initiator_acl", True, group="volume")
-    conf.set_override("tgt_control_port", 4242, group="volume")
-    tgt = TgtAdm(conf, scripted)
-    scripted.expect(SHOW).expect(None).expect(SHOW, stdout=show((1, IQN, [0, 1])))
-    # tgt-admin binds ALL to a target without initiator-address; the helper takes it away.
-    scripted.expect([*TGTADM, "--op", "unbind", "--mode", "target", "--tid", "1", "-I", "ALL"])
-    tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    assert "initiator-address" not in open(target_file(conf)).read()
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]))).expect(SHOW, stdout=show((1, IQN,
-                                                                                 [0, 1])))
-    scripted.expect([*TGTADM, "--op", "bind", "--mode", "target", "--tid", "1",
-                     "--initiator-name", INITIATOR])
-    tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
-                              {"initiator": INITIATOR})
+# -- tgtadm: initiator ACL -----------------------------------------------------------
+
+
+def test_with_initiator_acl_all_is_never_bound_and_only_the_connector_is_admitted(
+        acl_tgt, scripted, conf) -> None:
+    expect_build(scripted)
+    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+    text = open(target_file(conf)).read()
+    assert "initiator-address ALL" not in text
+    assert f"initiator-address {NOBODY_ADDRESS}" in text, "tgt-admin binds no ALL at boot"
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=()))
+    scripted.expect(bind_name(1))
+    acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
+                                  {"initiator": INITIATOR})
     assert f"initiator-name {INITIATOR}" in open(target_file(conf)).read()
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1])))
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR,)))
     scripted.expect([*TGTADM, "--op", "unbind", "--mode", "target", "--tid", "1",
                      "--initiator-name", INITIATOR])
-    tgt.terminate_connection(VolumeRef(VOL, 1, provider_auth=AUTH), {"initiator": INITIATOR})
+    acl_tgt.terminate_connection(VolumeRef(VOL, 1, provider_auth=AUTH),
+                                 {"initiator": INITIATOR})
     assert INITIATOR not in open(target_file(conf)).read()
     scripted.assert_done()
+    assert not [argv for argv in scripted.argvs if "ALL" in argv]
+
+
+def test_with_initiator_acl_a_rebuilt_target_admits_its_initiators_last(
+        acl_tgt, scripted, fake_tgtd) -> None:
+    expect_build(scripted)
+    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=())).expect(bind_name(1))
+    acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
+                                  {"initiator": INITIATOR})
+    fake_tgtd.accounts.clear()  # tgtd restarted: nothing is live
+    expect_build(scripted)
+    scripted.expect(bind_name(1))
+    acl_tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+    assert not [argv for argv in scripted.argvs if "ALL" in argv]
+
+
+def test_with_initiator_acl_an_all_bound_by_someone_else_is_taken_away(
+        acl_tgt, scripted, conf) -> None:
+    expect_build(scripted)
+    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=())).expect(bind_name(1))
+    acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
+                                  {"initiator": INITIATOR})
+    # e.g. restored at boot by tgt-admin from a file an older volmgr wrote
+    scripted.expect(SHOW, stdout=show((4, IQN, [0, 1]), acl=("ALL",)))
+    scripted.expect(bind_name(4))  # admitted first, so it never loses access
+    scripted.expect([*TGTADM, "--op", "unbind", "--mode", "target", "--tid", "4", "-I",
+                     "ALL"])
+    acl_tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+
+
+def test_with_initiator_acl_a_connector_without_initiator_is_refused(acl_tgt, scripted,
+                                                                     conf) -> None:
+    expect_build(scripted)
+    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    with pytest.raises(exception.InvalidInput, match="must name its initiator"):
+        acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV, {})
+
+
+# -- tgtadm: input checks and parsing --------------------------------------------------
 
 
 @pytest.mark.parametrize("initiator", ["iqn.x; reboot", "-I ALL", "iqn.2020-01.a:b\nc",
@@ -212,14 +446,23 @@ def test_list_exported_volume_ids_reads_our_targets_only(tgt, scripted) -> None:
     assert tgt.list_exported_volume_ids() == {VOL}
 
 
+def test_tgtadm_show_is_read_into_luns_accounts_and_acl(tgt, scripted) -> None:
+    scripted.expect(SHOW, stdout=show((2, IQN, [0, 1]), accounts=("a1", "a2"),
+                                      acl=("ALL", INITIATOR)))
+    (live,) = tgt._live_targets().values()
+    assert (live.tid, live.luns, live.accounts, live.acl) == (
+        2, {0, 1}, {"a1", "a2"}, {"ALL", INITIATOR})
+
+
 def test_default_control_port_adds_no_c_option(conf, scripted) -> None:
     helper = TgtAdm(conf, scripted)
+    assert helper.tgtd.path == "/var/run/tgtd/socket.0"
     scripted.expect(["tgtadm", "--lld", "iscsi", "--op", "show", "--mode", "target"])
     helper.list_exported_volume_ids()
 
 
 def test_chap_never_shows_its_secret_in_repr() -> None:
-    assert "Secret0123456789" not in repr(base.Chap.parse(AUTH))
+    assert SECRET not in repr(base.Chap.parse(AUTH))
 
 
 def test_malformed_provider_auth_is_refused() -> None:

@@ -1,10 +1,14 @@
-"""Exports volumes through the userspace tgtd (``tgtadm`` / ``tgt-admin``).
+"""Exports volumes through the userspace tgtd: ``tgtadm`` plus tgtd's management socket.
 
-Each exported volume has a target file under ``[volume] target_files_dir`` (mode 0600) from
-which ``tgt-admin --update`` builds the target, so the CHAP secret never appears on the
-argv volmgr runs, and ``ensure_export`` can rebuild every export after tgtd or the host
-restarts. Mutations are serialised by a file lock because tgt-admin picks target ids by
-reading tgtd's state, which two concurrent callers would both read.
+Each exported volume has a target file under ``[volume] target_files_dir`` (mode 0600),
+which tgt's boot-time ``tgt-admin -e`` reads (etc/tgt/volmgr.conf), and from which
+``ensure_export`` rebuilds an export tgtd lost. volmgr builds targets itself, step by
+step, so that: the CHAP secret never reaches an argv (accounts are created over tgtd's
+socket, see ``tgt_socket``; tgt-admin would run ``tgtadm --password`` through a shell);
+CHAP is bound before the LUN exists; and the initiator ACL is bound last, so no moment
+exists in which an unauthenticated or (with ``target_initiator_acl``) an unnamed initiator
+is admitted. Mutations are serialised by a file lock because target ids are picked by
+reading tgtd's state. Nothing here may log a secret.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import fcntl
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from oslo_config import cfg
@@ -23,21 +27,34 @@ from oslo_config import cfg
 from volmgr import exception
 from volmgr.volume.driver import VolumeRef
 from volmgr.volume.executor import CommandResult, Executor
-from volmgr.volume.targets import base
+from volmgr.volume.targets import base, tgt_socket
 
 LOG = logging.getLogger(__name__)
 
 _TARGET_LINE = re.compile(r"^Target (\d+): (\S+)\s*$")
+_SECTION_LINE = re.compile(r"^    (\S.*):\s*$")
 _LUN_LINE = re.compile(r"^\s+LUN: (\d+)\s*$")
+_ENTRY_LINE = re.compile(r"^        (\S+)\s*$")
 # tgtadm's words for "nothing to remove"; removal treats them as success.
 _ALREADY_GONE = ("can't find the target", "can't find the account",
                  "this access control rule does not exist")
+_ACL_EXISTS = "this access control rule already exists"
+_TARGET_EXISTS = "this target already exists"
+# SCSI caching mode page with WCE cleared: what tgt-admin's "write-cache off" sets.
+_WRITE_CACHE_OFF = ("mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14"
+                    ":0:0:0:0:0:0")
+# In ACL mode the target file names this address so that tgt-admin (at boot) does not
+# bind its implicit "ALL": no TCP peer has the address 0.0.0.0, so it admits nobody and
+# only the initiator-name entries let initiators in.
+NOBODY_ADDRESS = "0.0.0.0/32"
 
 
 @dataclasses.dataclass
 class _LiveTarget:
     tid: int
     luns: set[int]
+    accounts: set[str] = dataclasses.field(default_factory=set)
+    acl: set[str] = dataclasses.field(default_factory=set)
 
 
 @dataclasses.dataclass
@@ -58,6 +75,8 @@ class TgtAdm(base.TargetHelper):
         self.control_port: int = conf.volume.tgt_control_port
         self.lld: str = conf.volume.target_lld
         self.use_acl: bool = conf.volume.target_initiator_acl
+        self.tgtd = tgt_socket.TgtdSocket(self.control_port, self.lld,
+                                          timeout=float(conf.volume.command_timeout))
 
     # -- the TargetHelper contract -------------------------------------------------------
 
@@ -66,10 +85,10 @@ class TgtAdm(base.TargetHelper):
             existing = self._read_file(volume.id)
             chap = (base.Chap.parse(volume.provider_auth)
                     or (existing.chap if existing else None) or base.Chap.generate())
-            initiators = existing.initiators if existing else []
-            self._write_file(volume.id, _TargetFile(base.safe_path(device_path), chap,
-                                                    initiators))
-            self._apply(volume.id, chap)
+            target = _TargetFile(base.safe_path(device_path), chap,
+                                 existing.initiators if existing else [])
+            self._write_file(volume.id, target)
+            self._apply(volume.id, target)
         return {"provider_location": self.provider_location(volume.id),
                 "provider_auth": chap.provider_auth()}
 
@@ -81,18 +100,17 @@ class TgtAdm(base.TargetHelper):
             if chap is None:
                 raise exception.TargetError(
                     reason=f"volume {volume.id} was never exported (no CHAP credentials)")
-            initiators = existing.initiators if existing else []
-            self._write_file(volume.id, _TargetFile(base.safe_path(device_path), chap,
-                                                    initiators))
-            self._apply(volume.id, chap)
+            target = _TargetFile(base.safe_path(device_path), chap,
+                                 existing.initiators if existing else [])
+            self._write_file(volume.id, target)
+            self._apply(volume.id, target)
 
     def remove_export(self, volume: VolumeRef) -> None:
         with self._lock():
             existing = self._read_file(volume.id)
             live = self._live_targets().get(self.iqn(volume.id))
             if live is not None:
-                self._tgtadm("--op", "delete", "--mode", "target", "--tid", str(live.tid),
-                             "--force", tolerate_gone=True)
+                self._delete_target(live.tid)
             chap = base.Chap.parse(volume.provider_auth) or (
                 existing.chap if existing else None)
             if chap is not None:
@@ -112,6 +130,7 @@ class TgtAdm(base.TargetHelper):
             if existing is None or chap is None:
                 raise exception.TargetError(
                     reason=f"volume {volume.id} is not exported; create_export first")
+            existing.chap = chap
             if self.use_acl:
                 if initiator is None:
                     raise exception.InvalidInput(
@@ -120,18 +139,10 @@ class TgtAdm(base.TargetHelper):
                 if initiator not in existing.initiators:
                     existing.initiators.append(initiator)
                     self._write_file(volume.id, existing)
-                self._apply(volume.id, chap)
-                tid = self._live_targets()[self.iqn(volume.id)].tid
-                result = self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid),
-                                      "--initiator-name", initiator, check=False)
-                if result.exit_code != 0 and "already exists" not in result.stderr:
-                    raise exception.TargetError(
-                        reason=f"cannot admit initiator: {result.stderr.strip()}")
-            else:
-                self._apply(volume.id, chap)
-        info = self.iscsi_connection_info(
+            # A target rebuilt here already admits every initiator the file names.
+            self._apply(volume.id, existing)
+        return self.iscsi_connection_info(
             dataclasses.replace(volume, provider_auth=chap.provider_auth()))
-        return info
 
     def terminate_connection(self, volume: VolumeRef, connector: dict[str, Any]) -> None:
         initiator = base.valid_initiator(connector)
@@ -158,64 +169,161 @@ class TgtAdm(base.TargetHelper):
                     continue
         return ids
 
-    # -- tgtd --------------------------------------------------------------------------
+    # -- building targets ----------------------------------------------------------------
 
-    def _apply(self, volume_id: str, chap: base.Chap) -> None:
-        """Make tgtd hold the target described by the volume's file."""
+    def _apply(self, volume_id: str, target: _TargetFile) -> None:
+        """Make tgtd hold the target described by ``target``; keep a complete one."""
         iqn = self.iqn(volume_id)
         live = self._live_targets().get(iqn)
-        if live is not None and self.lun in live.luns:
+        if (live is not None and self.lun in live.luns
+                and target.chap.username in live.accounts):
+            self._reconcile_acl(live, target.initiators)
             return
         if live is not None:
-            # A target without its LUN is the remains of a failed export: rebuild it.
-            self._tgtadm("--op", "delete", "--mode", "target", "--tid", str(live.tid),
-                         "--force", tolerate_gone=True)
-        cmd = ["tgt-admin"]
-        if self.control_port:
-            cmd += ["-C", str(self.control_port)]
-        cmd += ["--conf", self._file_path(volume_id), "--update", iqn]
-        result = self.executor.execute(cmd, run_as_root=True, check_exit_code=False,
-                                       secrets=[chap.secret])
-        live = self._live_targets().get(iqn)
-        if live is None or self.lun not in live.luns:
-            if live is not None:
-                self._tgtadm("--op", "delete", "--mode", "target", "--tid", str(live.tid),
-                             "--force", tolerate_gone=True)
-            # tgt-admin exits 0 even when tgtadm failed under it: tgtd's state decides.
-            detail = (result.stderr or result.stdout).strip() or "no LUN was created"
-            raise exception.TargetError(reason=f"tgt-admin could not export {iqn}: "
-                                        + detail.replace(chap.secret, "***"))
-        if self.use_acl:
-            # tgt-admin binds "ALL" to a target whose file names no initiator-address, and
-            # tgtd admits an initiator matching the address list OR the name list; drop
-            # it so only the named initiators remain (CHAP is required meanwhile).
+            # A target without its LUN or its account is the remains of a failed export
+            # (or not ours to trust): rebuild it.
+            self._delete_target(live.tid)
+        self._build(iqn, target)
+
+    def _build(self, iqn: str, target: _TargetFile) -> None:
+        # Order matters: until the ACL is bound (last) tgtd admits nobody, and CHAP is
+        # bound before the LUN exists, so no step leaves an open or unauthenticated door.
+        tid = self._new_target(iqn)
+        try:
+            self._create_account(target.chap)
+            self._tgtadm("--op", "bind", "--mode", "account", "--tid", str(tid),
+                         "--user", target.chap.username)
+            self._tgtadm("--op", "new", "--mode", "logicalunit", "--tid", str(tid),
+                         "--lun", str(self.lun), "-b", target.device_path)
+            self._tgtadm("--op", "update", "--mode", "logicalunit", "--tid", str(tid),
+                         "--lun", str(self.lun), "--params", _WRITE_CACHE_OFF)
+            if self.use_acl:
+                for name in target.initiators:
+                    self._bind_initiator(tid, name)
+            else:
+                self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid),
+                             "-I", "ALL")
+        except (exception.TargetError, exception.ProcessExecutionError) as error:
+            with contextlib.suppress(exception.VolmgrError):
+                self._delete_target(tid)
+            raise exception.TargetError(
+                reason=f"cannot export {iqn}: {_reason(error)}") from None
+
+    def _new_target(self, iqn: str) -> int:
+        for _ in range(5):
+            live = self._live_targets()
+            tid = max((t.tid for t in live.values()), default=0) + 1
+            result = self._tgtadm("--op", "new", "--mode", "target", "--tid", str(tid),
+                                  "-T", iqn, check=False)
+            if result.exit_code == 0:
+                return tid
+            if _TARGET_EXISTS not in result.stderr:
+                raise exception.TargetError(
+                    reason=f"cannot create target {iqn}: {result.stderr.strip()}")
+            # Another tgtd client took that tid (or built this very IQN) meanwhile.
+            if iqn in self._live_targets():
+                raise exception.TargetError(
+                    reason=f"target {iqn} was created by someone else meanwhile")
+        raise exception.TargetError(reason=f"no free target id for {iqn}")
+
+    def _create_account(self, chap: base.Chap) -> None:
+        """Create the CHAP account with its secret off every argv (tgtd's socket)."""
+        for attempt in range(2):
+            try:
+                self.tgtd.new_account(chap.username, chap.secret)
+                return
+            except tgt_socket.TgtdRequestError as error:
+                if error.denied:
+                    self._create_account_with_argv(chap, str(error))
+                    return
+                if error.code != tgt_socket.Err.USER_EXIST or attempt:
+                    raise
+            # Left over from a lost target: replace it so tgtd holds today's secret.
+            try:
+                self.tgtd.delete_account(chap.username)
+            except tgt_socket.TgtdRequestError as error:
+                if error.code != tgt_socket.Err.NO_USER:
+                    raise
+
+    def _create_account_with_argv(self, chap: base.Chap, why: str) -> None:
+        # Only when this process may not open tgtd's socket (an unprivileged daemon using
+        # [volume] root_helper): tgtadm then briefly shows the secret in ps, as tgt-admin
+        # always did. Root, or write access to the socket, avoids it.
+        LOG.warning("%s; creating CHAP account %s with tgtadm, whose command line shows "
+                    "its secret to local users while it runs", why, chap.username)
+        self._tgtadm("--op", "delete", "--mode", "account", "--user", chap.username,
+                     tolerate_gone=True)
+        self._tgtadm("--op", "new", "--mode", "account", "--user", chap.username,
+                     "--password", chap.secret, secrets=[chap.secret])
+
+    def _reconcile_acl(self, live: _LiveTarget, initiators: Sequence[str]) -> None:
+        if not self.use_acl:
+            if not live.acl:
+                self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(live.tid),
+                             "-I", "ALL")
+            return
+        for name in initiators:
+            if name not in live.acl:
+                self._bind_initiator(live.tid, name)
+        if "ALL" in live.acl:
+            # Bound by something other than this helper (tgt-admin with an old file, an
+            # operator): in ACL mode only named initiators may log in.
             self._tgtadm("--op", "unbind", "--mode", "target", "--tid", str(live.tid),
                          "-I", "ALL", tolerate_gone=True)
+
+    def _bind_initiator(self, tid: int, name: str) -> None:
+        result = self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid),
+                              "--initiator-name", name, check=False)
+        if result.exit_code != 0 and _ACL_EXISTS not in result.stderr:
+            raise exception.TargetError(
+                reason=f"cannot admit initiator: {result.stderr.strip()}")
+
+    def _delete_target(self, tid: int) -> None:
+        self._tgtadm("--op", "delete", "--mode", "target", "--tid", str(tid), "--force",
+                     tolerate_gone=True)
+
+    # -- tgtd --------------------------------------------------------------------------
 
     def _live_targets(self) -> dict[str, _LiveTarget]:
         output = self._tgtadm("--op", "show", "--mode", "target").stdout
         targets: dict[str, _LiveTarget] = {}
         current: _LiveTarget | None = None
+        section = ""
         for line in output.splitlines():
             target_match = _TARGET_LINE.match(line)
             if target_match:
                 current = _LiveTarget(int(target_match.group(1)), set())
                 targets[target_match.group(2)] = current
+                section = ""
+                continue
+            if current is None:
+                continue
+            section_match = _SECTION_LINE.match(line)
+            if section_match:
+                section = section_match.group(1)
                 continue
             lun_match = _LUN_LINE.match(line)
-            if lun_match and current is not None:
+            if lun_match and section == "LUN information":
                 current.luns.add(int(lun_match.group(1)))
+                continue
+            entry_match = _ENTRY_LINE.match(line)
+            if entry_match and section == "Account information":
+                current.accounts.add(entry_match.group(1))
+            elif entry_match and section == "ACL information":
+                current.acl.add(entry_match.group(1))
         return targets
 
-    def _tgtadm(self, *args: str, check: bool = True,
-                tolerate_gone: bool = False) -> CommandResult:
+    def _tgtadm(self, *args: str, check: bool = True, tolerate_gone: bool = False,
+                secrets: Sequence[str] = ()) -> CommandResult:
         cmd = ["tgtadm"]
         if self.control_port:
             cmd += ["-C", str(self.control_port)]
         cmd += ["--lld", self.lld, *args]
         if not tolerate_gone:
-            return self.executor.execute(cmd, run_as_root=True, check_exit_code=check)
-        result = self.executor.execute(cmd, run_as_root=True, check_exit_code=False)
+            return self.executor.execute(cmd, run_as_root=True, check_exit_code=check,
+                                         secrets=secrets)
+        result = self.executor.execute(cmd, run_as_root=True, check_exit_code=False,
+                                       secrets=secrets)
         if result.exit_code != 0 and not any(s in result.stderr for s in _ALREADY_GONE):
             raise exception.TargetError(reason=f"tgtadm {' '.join(args[:4])} failed: "
                                         f"{result.stderr.strip()}")
@@ -237,12 +345,14 @@ class TgtAdm(base.TargetHelper):
             os.close(fd)
 
     def _write_file(self, volume_id: str, target: _TargetFile) -> None:
+        """The file tgt-admin reads at boot; it describes the same target _build makes."""
         lines = [f"<target {self.iqn(volume_id)}>",
                  f"    backing-store {target.device_path}",
                  f"    driver {self.lld}",
                  f"    incominguser {target.chap.username} {target.chap.secret}",
                  "    write-cache off"]
         if self.use_acl:
+            lines.append(f"    initiator-address {NOBODY_ADDRESS}")
             lines += [f"    initiator-name {name}" for name in target.initiators]
         else:
             lines.append("    initiator-address ALL")
@@ -276,3 +386,11 @@ class TgtAdm(base.TargetHelper):
                         volume_id)
             return None
         return _TargetFile(device_path, chap, initiators)
+
+
+def _reason(error: exception.VolmgrError) -> str:
+    if isinstance(error, exception.ProcessExecutionError):
+        return str(error.kwargs.get("stderr") or error)
+    if type(error) is exception.TargetError:
+        return str(error.kwargs.get("reason") or error)
+    return str(error)
