@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 
 import pytest
+
+from tests import services
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,3 +43,25 @@ def test_readme_first_command_runs_the_demo_in_a_fresh_clone(tmp_path) -> None:
     assert '"auth_password": "********"' in result.stdout or '"driver_volume_type": "local"' \
         in result.stdout
     assert os.path.exists(tmp_path / "state" / "volmgr" / "volmgr.sqlite")
+
+
+def test_demo_exports_over_iscsi_when_a_tgtd_answers(tmp_path) -> None:
+    from tests.functional import storage_env
+
+    storage_env.require_lvm()
+    services.require_binary("tgtd", "tgtadm", "tgt-admin")
+    with storage_env.make_tgtd(tmp_path / "tgtd") as tgtd:
+        conf_file = tmp_path / "volmgr.conf"
+        conf_file.write_text(
+            f"[DEFAULT]\nstate_path = {tmp_path / 'state'}\n"
+            f"[volume]\ntarget_ip_address = 127.0.0.1\ntarget_port = {tgtd.portal_port}\n"
+            f"tgt_control_port = {tgtd.control_port}\n")
+        result = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "volmgr-all"), "--demo",
+             "--config-file", str(conf_file)],
+            capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert '"driver_volume_type": "iscsi"' in result.stdout
+        assert '"auth_password": "********"' in result.stdout
+        assert f'"target_portal": "127.0.0.1:{tgtd.portal_port}"' in result.stdout
+        assert tgtd.target_iqns() == set(), "the demo left an export behind"

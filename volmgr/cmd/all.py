@@ -57,14 +57,24 @@ def _default_state_path() -> str:
     return os.path.join(base, "volmgr")
 
 
-def _tgtd_answers(port: int = 3260) -> bool:
+def _tgtd_answers(address: str, port: int) -> bool:
     if shutil.which("tgtadm") is None:
         return False
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((address, port), timeout=0.5):
             return True
     except OSError:
         return False
+
+
+def _choose_target_helper(conf: cfg.ConfigOpts) -> None:
+    """Export over iSCSI when a tgtd answers on the configured portal, unless the
+    operator named a target helper."""
+    location = conf.get_location("target_helper", "volume").location
+    if location not in (cfg.Locations.opt_default, cfg.Locations.set_default):
+        return
+    answers = _tgtd_answers(conf.volume.target_ip_address, conf.volume.target_port)
+    conf.set_default("target_helper", "tgtadm" if answers else "none", group="volume")
 
 
 def build_conf(argv: Sequence[str]) -> cfg.ConfigOpts:
@@ -75,8 +85,6 @@ def build_conf(argv: Sequence[str]) -> cfg.ConfigOpts:
     conf.set_default("state_path", _default_state_path())
     conf.set_default("transport_url", "fake://")
     conf.set_default("driver", "file", group="volume")
-    conf.set_default("target_helper", "tgtadm" if _tgtd_answers() else "none",
-                     group="volume")
     conf.set_default("bind_host", "127.0.0.1", group="api")
     if "--demo" in argv:
         # The demonstration talks only to itself: any free port will do, and a busy
@@ -86,6 +94,7 @@ def build_conf(argv: Sequence[str]) -> cfg.ConfigOpts:
     conf.set_default("recovery_interval", 15, group="volume")
     conf.set_default("recovery_age", 10, group="volume")
     config.parse_args(list(argv), conf, default_config_files=[])
+    _choose_target_helper(conf)
     return conf
 
 
