@@ -70,8 +70,9 @@ def _tgtd_answers(address: str, port: int) -> bool:
 def _choose_target_helper(conf: cfg.ConfigOpts) -> None:
     """Export over iSCSI when a tgtd answers on the configured portal, unless the
     operator named a target helper."""
-    location = conf.get_location("target_helper", "volume").location
-    if location not in (cfg.Locations.opt_default, cfg.Locations.set_default):
+    info = conf.get_location("target_helper", "volume")
+    if info is not None and info.location not in (cfg.Locations.opt_default,
+                                                   cfg.Locations.set_default):
         return
     answers = _tgtd_answers(conf.volume.target_ip_address, conf.volume.target_port)
     conf.set_default("target_helper", "tgtadm" if answers else "none", group="volume")
