@@ -286,6 +286,31 @@ class Tgtd:
         return {line.split(": ", 1)[1].strip() for line in out.splitlines()
                 if line.startswith("Target ")}
 
+    def acl(self, iqn: str) -> list[str] | None:
+        """The ACL entries of target ``iqn`` (None when tgtd does not hold it)."""
+        out = self.tgtadm("--op", "show", "--mode", "target", check=False).stdout
+        entries: list[str] | None = None
+        section = ""
+        for line in out.splitlines():
+            if line.startswith("Target "):
+                if entries is not None:
+                    break
+                entries = [] if line.split(": ", 1)[1].strip() == iqn else None
+            elif entries is not None and line.startswith("    ") and line.endswith(":") \
+                    and not line.startswith("     "):
+                section = line.strip()
+            elif entries is not None and section == "ACL information:" and line.strip():
+                entries.append(line.strip())
+        return entries
+
+    def restore_from_target_files(self, files_dir: str) -> subprocess.CompletedProcess[str]:
+        """What tgt.service does at boot: ``tgt-admin -e`` over etc/tgt/volmgr.conf's
+        include line, pointed at ``files_dir``."""
+        conf = self.workdir / "targets.conf"
+        conf.write_text(f"include {files_dir}/volume-*[0-9a-f]\n")
+        return _run(["tgt-admin", "-C", str(self.control_port), "--conf", str(conf), "-e"],
+                    check=False)
+
 
 def _free_tcp_port() -> int:
     with socket.socket() as probe:

@@ -1,10 +1,18 @@
 """Exports through a real tgtd, proven by a real initiator (libiscsi): CHAP, exact sizes,
-removal, restoring every export after tgtd is killed, and LVM + tgt end to end."""
+removal, restoring every export after tgtd is killed (by volmgr and by tgt's own boot
+path), CHAP secrets absent from every process's command line, no moment in which an ACL
+target admits an unnamed initiator, and LVM + tgt end to end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
+import threading
+import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,6 +28,7 @@ from tests.functional.storage_env import (
 )
 from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeDriver, VolumeRef
+from volmgr.volume.targets import base
 
 GiB = 1024 ** 3
 CONNECTOR = {"initiator": INITIATOR_IQN, "host": "test-host", "ip": "127.0.0.1"}
@@ -137,7 +146,263 @@ def test_chap_secrets_never_reach_an_argv_volmgr_runs(file_driver, recorder,
     secret = connection_chap(info)[1]
     assert recorder.argvs, "commands were run"
     assert not [argv for argv in recorder.argvs if any(secret in arg for arg in argv)]
+    assert not [argv for argv in recorder.argvs if argv[0] == "tgt-admin"], \
+        "tgt-admin would pass the secret to tgtadm through a shell"
     file_driver.delete_volume(volume)
+
+
+class CmdlineSampler:
+    """Reads /proc/*/cmdline of every process, over and over, in a background thread,
+    and keeps each distinct command line it saw (it misses processes shorter than a
+    scan: ExecWatcher is the exact check)."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name in os.listdir("/proc"):
+                if name.isdigit():
+                    try:
+                        with open(f"/proc/{name}/cmdline", "rb") as handle:
+                            self.seen.add(handle.read())
+                    except OSError:
+                        continue  # the process ended meanwhile
+            self.scans += 1
+
+    def holding(self, text: str) -> list[str]:
+        return _holding(self.seen, text)
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls) -> Iterator[CmdlineSampler]:
+        sampler = cls()
+        sampler._thread.start()
+        try:
+            yield sampler
+        finally:
+            sampler._stop.set()
+            sampler._thread.join(timeout=30)
+
+
+# Runs in its own process at real-time priority, so it reads each new program's command
+# line the moment the kernel reports the exec, before even a 1 ms tgtadm has exited.
+_EXEC_WATCHER = """
+import os, select, socket, struct, sys
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+except OSError:
+    pass
+sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 11)  # NETLINK_CONNECTOR
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+sock.bind((0, 1))  # CN_IDX_PROC
+listen = struct.pack("=I", 1)  # PROC_CN_MCAST_LISTEN
+message = struct.pack("=IIIIHH", 1, 1, 0, 0, len(listen), 0) + listen
+sock.send(struct.pack("=IHHII", 16 + len(message), 3, 0, 0, os.getpid()) + message)
+seen, execs, missed = set(), 0, 0
+print("ready", flush=True)
+while True:
+    ready = select.select([sock, sys.stdin], [], [])[0]
+    if sys.stdin in ready and sock not in ready:
+        break
+    data = sock.recv(65536)
+    offset = 0
+    while offset + 16 <= len(data):
+        length = struct.unpack_from("=I", data, offset)[0]
+        if struct.unpack_from("=I", data, offset + 36)[0] == 2:  # PROC_EVENT_EXEC
+            execs += 1
+            tgid = struct.unpack_from("=I", data, offset + 56)[0]
+            try:
+                with open(f"/proc/{tgid}/cmdline", "rb") as handle:
+                    seen.add(handle.read())
+            except OSError:
+                missed += 1
+        offset += max(16, (length + 3) & ~3)
+print(execs, missed)
+for line in seen:
+    print(line.hex())
+"""
+
+
+class ExecWatcher:
+    """Every command line exec'd on the host while it runs (Linux proc connector)."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self.execs = self.missed = 0
+
+    def holding(self, text: str) -> list[str]:
+        return _holding(self.seen, text)
+
+    def saw(self, argv: tuple[str, ...]) -> bool:
+        return ("\0".join(argv) + "\0").encode() in self.seen
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls) -> Iterator[ExecWatcher]:
+        watcher = cls()
+        child = subprocess.Popen([sys.executable, "-c", _EXEC_WATCHER], text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready", "proc connector unavailable"
+        try:
+            yield watcher
+        finally:
+            out, _ = child.communicate("stop\n", timeout=60)
+            lines = out.splitlines()
+            watcher.execs, watcher.missed = map(int, lines[0].split())
+            watcher.seen = {bytes.fromhex(line) for line in lines[1:]}
+
+
+def _holding(lines: set[bytes], text: str) -> list[str]:
+    return [line.replace(b"\0", b" ").decode(errors="replace")
+            for line in lines if text.encode() in line]
+
+
+def a_short_lived_process_with(marker: str) -> None:
+    """The sampler's own check: a 50 ms process holding ``marker`` in its argv."""
+    subprocess.run(["sh", "-c", "sleep 0.05", marker], check=True)
+
+
+def test_a_chap_secret_is_on_no_process_command_line_during_export_and_restore(
+        file_driver, recorder, tgtd) -> None:  # noqa: F811
+    marker = f"volmgr-sampler-check-{uuid.uuid4().hex}"
+    with CmdlineSampler.running() as sampler, ExecWatcher.running() as execs:
+        a_short_lived_process_with(marker)
+        volume, info = exported(file_driver)  # create_export + initialize_connection
+        user, secret = connection_chap(info)
+        iqn = info["data"]["target_iqn"]
+        tgtd.restart()
+        file_driver.ensure_export(volume)
+        info = file_driver.initialize_connection(volume, CONNECTOR)
+        assert read_capacity(tgtd.portal, iqn, 1, user, secret) == GiB
+        assert read_capacity(tgtd.portal, iqn, 1, user, secret[:-1] + "x") is None
+        assert read_capacity(tgtd.portal, iqn, 1) is None
+        file_driver.remove_export(volume)
+        a_short_lived_process_with(marker)
+    assert sampler.holding(marker) and execs.holding(marker), "both watchers work"
+    assert sampler.holding(secret) == []
+    assert execs.holding(secret) == []
+    tgt_commands = [argv for argv in recorder.argvs if argv[0] == "tgtadm"]
+    assert len(tgt_commands) > 10
+    assert [argv for argv in tgt_commands if not execs.saw(argv)] == [], \
+        "the exec watcher saw every command volmgr ran"
+    assert not [argv for argv in recorder.argvs if any(secret in arg for arg in argv)]
+    file_driver.delete_volume(volume)
+
+
+def test_the_exec_watcher_catches_the_password_tgt_admin_puts_on_argv(tgtd,  # noqa: F811
+                                                                      tmp_path) -> None:
+    """Why volmgr no longer runs tgt-admin: it runs ``tgtadm --password`` (via a shell),
+    and the watcher of the test above sees exactly that."""
+    chap = base.Chap.generate()
+    image = tmp_path / "image"
+    image.write_bytes(b"\0" * 4096)
+    iqn = f"iqn.2024-01.org.volmgr:watcher-{uuid.uuid4().hex[:8]}"
+    conf = tmp_path / "target.conf"
+    conf.write_text(f"<target {iqn}>\n    backing-store {image}\n"
+                    f"    incominguser {chap.username} {chap.secret}\n</target>\n")
+    with ExecWatcher.running() as execs:
+        subprocess.run(["tgt-admin", "-C", str(tgtd.control_port), "--conf", str(conf),
+                        "--update", iqn], check=True, capture_output=True)
+    assert [line for line in execs.holding(chap.secret) if "--password" in line]
+    tgtd.tgtadm("--op", "delete", "--mode", "account", "--user", chap.username)
+
+
+def test_tgts_boot_time_restore_from_the_target_files_brings_exports_back(
+        file_driver, recorder, tgtd, conf) -> None:  # noqa: F811
+    volume, info = exported(file_driver, size=2)
+    iqn = info["data"]["target_iqn"]
+    tgtd.restart()
+    restored = tgtd.restore_from_target_files(conf.volume.target_files_dir)
+    assert restored.returncode == 0, restored.stderr
+    assert read_capacity(tgtd.portal, iqn, 1, *connection_chap(info)) == 2 * GiB
+    assert read_capacity(tgtd.portal, iqn, 1) is None, "CHAP is restored too"
+    assert tgtd.acl(iqn) == ["ALL"]
+    ran = len(recorder.argvs)
+    file_driver.ensure_export(volume)
+    assert len(recorder.argvs) == ran + 1, "a complete restored target is left alone"
+    file_driver.remove_export(volume)
+    file_driver.delete_volume(volume)
+
+
+class Watch:
+    """Runs ``probe`` over and over in a background thread until stopped."""
+
+    def __init__(self, probe: Callable[[], None]) -> None:
+        self.probe = probe
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.probe()
+            self.rounds += 1
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def test_with_initiator_acl_no_moment_admits_an_unnamed_initiator(conf, tgtd,  # noqa: F811
+                                                                  recorder) -> None:
+    conf.set_override("driver", "file", group="volume")
+    tgtd.configure(conf)
+    conf.set_override("target_initiator_acl", True, group="volume")
+    driver = drivers.load_driver(conf, executor=recorder)
+    chap = base.Chap.generate()
+    volume = VolumeRef(str(uuid.uuid4()), 1, provider_auth=chap.provider_auth())
+    iqn = driver.target.iqn(volume.id)  # type: ignore[attr-defined]
+    stranger = "iqn.2024-01.org.volmgr:stranger"
+    acls: list[list[str]] = []
+    admitted_strangers: list[int] = []
+
+    def look_at_the_acl() -> None:
+        acl = tgtd.acl(iqn)
+        if acl is not None:
+            acls.append(acl)
+
+    def knock_as_a_stranger_with_the_right_chap() -> None:
+        size = read_capacity(tgtd.portal, iqn, 1, chap.username, chap.secret,
+                             initiator=stranger)
+        if size is not None:
+            admitted_strangers.append(size)
+
+    driver.create_volume(volume)
+    with Watch(look_at_the_acl) as acl_watch, \
+            Watch(knock_as_a_stranger_with_the_right_chap) as knocks:
+        driver.create_export(volume)
+        driver.initialize_connection(volume, CONNECTOR)
+        assert read_capacity(tgtd.portal, iqn, 1, chap.username, chap.secret) == GiB
+        tgtd.restart()
+        driver.ensure_export(volume)
+        driver.initialize_connection(volume, CONNECTOR)
+        assert read_capacity(tgtd.portal, iqn, 1, chap.username, chap.secret) == GiB
+        tgtd.restart()  # and now tgt's boot path restores it from the target file
+        restored = tgtd.restore_from_target_files(conf.volume.target_files_dir)
+        assert restored.returncode == 0, restored.stderr
+        assert read_capacity(tgtd.portal, iqn, 1, chap.username, chap.secret) == GiB
+        driver.ensure_export(volume)
+        while knocks.rounds < 3 or acl_watch.rounds < 3:
+            time.sleep(0.05)
+    assert admitted_strangers == []
+    assert acls, "the watcher saw the target"
+    assert [acl for acl in acls if "ALL" in acl] == []
+    assert INITIATOR_IQN in tgtd.acl(iqn)  # type: ignore[operator]
+    assert read_capacity(tgtd.portal, iqn, 1, chap.username, chap.secret,
+                         initiator=stranger) is None
+    driver.terminate_connection(volume, CONNECTOR)
+    assert read_capacity(tgtd.portal, iqn, 1, chap.username, chap.secret) is None
+    driver.remove_export(volume)
+    driver.delete_volume(volume)
 
 
 def test_lvm_volume_exported_by_tgt_end_to_end(conf, tgtd, loop_vg,  # noqa: F811
