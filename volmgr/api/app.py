@@ -101,7 +101,9 @@ class ApiApplication:
         else:
             LOG.info("%s %s answered %d: %s", http.method, path, status, message)
         headers = {"x-openstack-request-id": request_id} if request_id else {}
-        if status == 401:
+        if status == 401 and self.conf.auth_strategy != "keystone":
+            # Under keystone, auth_token adds the header naming the real Identity URI
+            # to every 401 on its way out; a second one here would contradict it.
             headers["WWW-Authenticate"] = "Keystone uri='unset'"
         result = wsgi.ApiResponse(status, {name: {"code": status, "message": message}},
                                   headers)
