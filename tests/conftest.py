@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,17 @@ from tests import services
 from volmgr import config
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """Entry points install a stderr handler on the root logger; keep it from leaking
+    into the next test's captured output."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

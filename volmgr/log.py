@@ -41,11 +41,27 @@ def apply_levels(conf: cfg.ConfigOpts) -> None:
             logging.getLogger(name.strip()).setLevel(level.strip().upper())
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the object
+    it was at set-up (an embedding program or a test may swap stderr later)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def setup(conf: cfg.ConfigOpts, program: str) -> None:
     """Send every log record to stderr, once per process."""
     root = logging.getLogger()
     if not any(h.get_name() == _HANDLER_NAME for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.set_name(_HANDLER_NAME)
         handler.setFormatter(logging.Formatter(_format(program)))
         root.addHandler(handler)

@@ -10,7 +10,7 @@ from typing import Any
 import webob
 from oslo_config import cfg
 
-from volmgr import rpc, states
+from volmgr import exception, rpc, states
 from volmgr.api.app import build_app
 from volmgr.context import RequestContext
 from volmgr.db import Database
@@ -35,6 +35,13 @@ class RecordingRPC:
     def __init__(self) -> None:
         self.casts: list[Cast] = []
         self.fail = False
+        #: Methods refused as a capped client refuses them ([upgrade_levels] volume).
+        self.capped: set[str] = set()
+
+    def require_version(self, method: str, version: str | None = None) -> None:
+        if method in self.capped:
+            raise exception.RPCVersionCapped(method=method, needed=version or "1.0",
+                                             cap="1.0")
 
     def _record(self, method: str, context: RequestContext, host: str,
                 **args: Any) -> None:

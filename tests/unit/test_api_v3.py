@@ -248,6 +248,23 @@ def test_create_from_a_snapshot_goes_to_the_snapshots_host(
         "node1", snap["id"])
 
 
+def test_create_from_a_snapshot_is_refused_with_400_while_rpc_is_capped_and_writes_nothing(
+        app: Any, db: Database, rpcapi: h.RecordingRPC) -> None:
+    volume_id = available(app, db, size=2)
+    snap = h.call(app, "POST", "/v3/p1/snapshots",
+                  {"snapshot": {"volume_id": volume_id}}).json["snapshot"]
+    db.snapshot_transition(snap["id"], (states.SNAP_CREATING,),
+                           {"status": states.SNAP_AVAILABLE})
+    rpcapi.capped.add("create_volume")
+    before = len(db.volume_list("p1"))
+    answer = h.call(app, "POST", "/v3/p1/volumes",
+                    {"volume": {"size": 2, "snapshot_id": snap["id"]}})
+    assert answer.status_int == 400
+    assert "upgrade_levels" in answer.json["badRequest"]["message"]
+    assert len(db.volume_list("p1")) == before
+    assert "create_volume" not in rpcapi.methods()[-1:]
+
+
 @pytest.mark.parametrize("header", ["volume 3.0", "volume latest", "compute 2.1"])
 def test_microversion_3_0_or_latest_is_accepted_and_echoed(app: Any, header: str) -> None:
     answer = h.call(app, "GET", "/v3/p1/volumes", headers={"OpenStack-API-Version": header})

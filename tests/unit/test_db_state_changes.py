@@ -208,3 +208,14 @@ def test_unschedulable_volume_gives_quota_back_once(db: Database) -> None:
     assert db.volume_destroy(volume.id)
     assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 2}
     assert db.volume_get(other.id).quota_held
+
+
+def test_a_failed_extend_can_be_retried(db: Database) -> None:
+    volume = _volume(db, size=2)
+    db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})
+    db.volume_begin_extend(volume.id, 3)
+    db.volume_fail_extend(volume.id, "lvextend failed")
+    retried = db.volume_begin_extend(volume.id, 3)
+    assert (retried.status, retried.target_size, retried.status_reason) == (
+        states.EXTENDING, 3, None)
+    assert db.quota_usage("p1")["gigabytes"] == 3

@@ -440,3 +440,19 @@ def test_only_exposed_methods_can_be_invoked_over_the_bus(
         client.call(CTX, "redrive_volume", volume=volume_id)
     with pytest.raises(Exception, match="_create_volume"):
         client.call(CTX, "_create_volume", volume_id=volume_id)
+
+
+def test_a_failed_command_tells_the_owner_what_failed_without_the_hosts_command_line(
+        manager: VolumeManager, db: Database, driver: FakeDriver) -> None:
+    volume_id = new_volume(db)
+    driver.fail["create_volume"] = exception.ProcessExecutionError(
+        cmd="sudo lvcreate -an -Zn -n volume-0d9e -L 1g secret-vg-name", exit_code=5,
+        stderr="  WARNING: Activation disabled.\n"
+               "  Volume group \"secret-vg-name\" has insufficient free space")
+    manager.create_volume(CTX, volume_id)
+    settle(manager)
+    reason = db.volume_get(volume_id).status_reason or ""
+    assert reason.startswith("storage command lvcreate failed with exit code 5")
+    assert "insufficient free space" in reason
+    assert "-L 1g" not in reason and "volume-0d9e" not in reason
+    assert "WARNING" not in reason

@@ -99,3 +99,21 @@ def test_casts_work_on_a_private_conf_with_the_workaround() -> None:
     conf = cfg.ConfigOpts()
     rpc.prepare_conf(conf)
     _cast_over_fake_transport(conf)
+
+
+def test_commands_on_a_database_never_synced_say_how_to_fix_it(tmp_path, capsys) -> None:
+    conf_file = _sqlite_conf(tmp_path)
+    assert manage.main(["--config-file", conf_file, "service", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "run 'volmgr-manage db sync'" in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "db.sqlite"), "a read-only command created a file"
+
+
+def test_commands_on_an_empty_database_say_how_to_fix_it(tmp_path, capsys) -> None:
+    conf_file = _sqlite_conf(tmp_path)
+    engine_mod.create_engine(f"sqlite:///{tmp_path}/db.sqlite").dispose()
+    sa.create_engine(f"sqlite:///{tmp_path}/db.sqlite").connect().close()
+    assert manage.main(["--config-file", conf_file, "volume", "list"]) == 1
+    assert "no volmgr schema" in capsys.readouterr().err
+    assert manage.main(["--config-file", conf_file, "db", "check"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1

@@ -127,6 +127,16 @@ def test_a_capped_client_refuses_a_newer_method_with_a_clear_error(
     assert recorder.sent[0]["version"] == "1.0"
 
 
+def test_a_capped_client_can_be_asked_before_anything_is_written(
+        conf: cfg.ConfigOpts, transport: Any) -> None:
+    conf.set_override("volume", "1.0", group="upgrade_levels")
+    api, recorder = _api(conf, transport)
+    api.require_version("create_volume")
+    with pytest.raises(exception.RPCVersionCapped):
+        api.require_version("create_volume", rpcapi.CREATE_FROM_SNAPSHOT_VERSION)
+    assert recorder.sent == []
+
+
 def test_a_client_capped_at_the_current_version_sends_everything(
         conf: cfg.ConfigOpts, transport: Any) -> None:
     conf.set_override("volume", rpcapi.RPC_API_VERSION, group="upgrade_levels")

@@ -23,6 +23,7 @@ FAULT_TABLE: tuple[tuple[type[exception.VolmgrError], int, str], ...] = (
     (exception.NotAuthorized, 401, "unauthorized"),
     (exception.Forbidden, 403, "forbidden"),
     (exception.NoValidHost, 400, "badRequest"),
+    (exception.RPCVersionCapped, 400, "badRequest"),
     (exception.ServiceUnavailable, 503, "serviceUnavailable"),
 )
 

@@ -2,7 +2,7 @@
 change with one guarded database write, pick the host, cast, return the row.
 
 Delivery contract (DESIGN.md §2.4): the row is written *before* the cast. A cast that
-fails afterwards (broker down beyond ``[api] rpc_cast_retry``, a capped RPC version) is
+fails afterwards (broker down beyond ``[api] rpc_cast_retry``) is
 logged and the request still succeeds: the row now sits in a transitional status with
 its ``status_changed_at``, and the owning manager's recovery re-drives it. This module
 never calls a manager synchronously and never touches storage.
@@ -26,12 +26,15 @@ from volmgr import exception, states
 from volmgr.api.scheduler import Scheduler
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
+from volmgr.volume import rpcapi as rpcapi_mod
 
 LOG = logging.getLogger(__name__)
 
 
 class CastingAPI(Protocol):
     """The casts of ``volmgr.volume.rpcapi.VolumeAPI`` that the API uses."""
+
+    def require_version(self, method: str, version: str | None = None) -> None: ...
 
     def create_volume(self, context: RequestContext, host: str, volume_id: str,
                       snapshot_id: str | None = None) -> None: ...
@@ -121,6 +124,10 @@ class Operations:
         host: str | None
         reason: str | None = None
         if snapshot_id is not None:
+            # Refuse before writing anything: during a rolling upgrade a capped API
+            # must not queue work that old managers cannot do.
+            self.rpcapi.require_version("create_volume",
+                                        rpcapi_mod.CREATE_FROM_SNAPSHOT_VERSION)
             snapshot = self.db.snapshot_get(snapshot_id, ctx.project_id)
             if snapshot.status != states.SNAP_AVAILABLE:
                 raise exception.SnapshotStatusConflict(

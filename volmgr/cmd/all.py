@@ -52,6 +52,11 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
         LOG.debug("%s %s", self.address_string(), format % args)
 
 
+def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"volmgr-all is starting\n"]
+
+
 def _default_state_path() -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return os.path.join(base, "volmgr")
@@ -104,6 +109,10 @@ class AllInOne:
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf
+        # Listen first: a busy port is the likeliest mistake, and it should cost nothing.
+        self.httpd = simple_server.make_server(
+            conf.api.bind_host, conf.api.bind_port, _not_ready,
+            server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
         os.makedirs(conf.state_path, exist_ok=True)
         self.db = Database.from_conf(conf)
         migration.upgrade(self.db.engine)
@@ -112,9 +121,7 @@ class AllInOne:
                                      notifier=notifications.VolumeNotifier(None))
         rpcapi = VolumeAPI(conf, self.transport, cast_retry=conf.api.rpc_cast_retry)
         self.app = build_app(conf, self.db, rpcapi)
-        self.httpd = simple_server.make_server(
-            conf.api.bind_host, conf.api.bind_port, self.app,
-            server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        self.httpd.set_app(self.app)
         self._http_thread = threading.Thread(target=self.httpd.serve_forever,
                                              name="volmgr-http", daemon=True)
 
@@ -141,7 +148,7 @@ def _banner(conf: cfg.ConfigOpts, url: str) -> str:
         f"  storage:  {conf.volume.driver} driver, target helper {conf.volume.target_helper}\n"
         f"  bus:      {conf.transport_url}\n"
         "Try:\n"
-        f"  curl -s {url}/v1.1/demo/extensions\n"
+        f"  curl -s -H 'X-Auth-Token: me:demo' {url}/v1.1/demo/extensions\n"
         f"  curl -s -H 'X-Auth-Token: me:demo' -H 'Content-Type: application/json' \\\n"
         f"       -d '{{\"volume\": {{\"size\": 1, \"display_name\": \"v1\"}}}}' "
         f"{url}/v1.1/demo/os-volumes\n"
@@ -158,7 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROGRAM}: {error}", file=sys.stderr)
         return 2
     log.setup(conf, PROGRAM)
-    node = AllInOne(conf)
+    try:
+        node = AllInOne(conf)
+    except OSError as error:
+        print(f"{PROGRAM}: cannot listen on {conf.api.bind_host}:{conf.api.bind_port}: "
+              f"{error.strerror}; stop whatever uses it or set [api] bind_port in a "
+              "--config-file", file=sys.stderr)
+        return 1
     node.start()
     try:
         if conf.demo:

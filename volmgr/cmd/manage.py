@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from oslo_config import cfg
 
 from volmgr import config, exception, states
@@ -168,6 +170,21 @@ def _add_parsers(subparsers: Any) -> None:
             _add_args(action_parsers.add_parser(name, help=action.help), action)
 
 
+def _require_schema(conf: cfg.ConfigOpts) -> None:
+    """Commands other than ``db`` need a migrated database: say so instead of a
+    traceback, and never create an empty SQLite file as a side effect."""
+    url = sa.engine.make_url(conf.database.connection)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not os.path.exists(url.database):
+        raise exception.DBError(reason=f"{url.database} does not exist; run "
+                                "'volmgr-manage db sync' (or pass --config-file)")
+    engine = engine_mod.create_engine(conf.database.connection)
+    try:
+        migration.require_schema(engine)
+    finally:
+        engine.dispose()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     conf = config.new_conf()
     conf.register_cli_opt(cfg.SubCommandOpt(
@@ -177,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.parse_args(sys.argv[1:] if argv is None else argv, conf)
     handler = COMMANDS[conf.command.name][conf.command.action].handler
     try:
+        if conf.command.name != "db":
+            _require_schema(conf)
         return handler(conf)
     except exception.VolmgrError as error:
         print(f"error: {error}", file=sys.stderr)

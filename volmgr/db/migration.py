@@ -16,6 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from volmgr import exception
 from volmgr.db import models
 
 _SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
@@ -49,6 +50,21 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
+def require_schema(engine: sa.Engine) -> None:
+    """Raise DBError with the fix when the database has no volmgr schema or an old one."""
+    try:
+        current = current_revision(engine)
+    except sa.exc.DBAPIError as error:
+        raise exception.DBError(reason=f"cannot reach the database: {error.orig}") from None
+    head = head_revision()
+    if current is None:
+        raise exception.DBError(reason="the database has no volmgr schema; run "
+                                "'volmgr-manage db sync'")
+    if current != head:
+        raise exception.DBError(reason=f"the database schema is at revision {current}, "
+                                f"this volmgr needs {head}; run 'volmgr-manage db sync'")
+
+
 def drift(engine: sa.Engine) -> list[Any]:
     """Differences between the models and the database schema; empty means in sync.
 
@@ -56,6 +72,8 @@ def drift(engine: sa.Engine) -> list[Any]:
     """
     problems: list[Any] = []
     current, head = current_revision(engine), head_revision()
+    if current is None:
+        return [("revision", "the database has no volmgr schema; run 'volmgr-manage db sync'")]
     if current != head:
         problems.append(("revision", f"database is at {current}, migrations head is {head}"))
     with engine.connect() as connection:

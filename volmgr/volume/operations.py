@@ -9,6 +9,7 @@ most one operation per volume at a time; nothing here writes SQL or raises to th
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,8 +27,19 @@ MAX_REASON = 1000
 
 
 def failure_reason(error: BaseException) -> str:
-    """A ``status_reason`` an operator can act on; volmgr errors are already redacted."""
-    if isinstance(error, exception.VolmgrError):
+    """A ``status_reason`` the volume's owner may read: what failed, never the host's
+    command lines (device paths, VG names, other tenants' volume ids). The full command
+    and its output are in the volmgr-volume log."""
+    if isinstance(error, exception.ProcessExecutionError):
+        words = [w for w in str(error.kwargs.get("cmd", "")).split()
+                 if w not in ("sudo", "env") and not w.startswith("-") and "=" not in w]
+        command = os.path.basename(words[0]) if words else "a storage command"
+        lines = [line for line in str(error.kwargs.get("stderr", "")).splitlines()
+                 if line.strip() and not line.strip().startswith("WARNING")]
+        detail = f": {lines[-1].strip()[:200]}" if lines else ""
+        text = (f"storage command {command} failed with exit code "
+                f"{error.kwargs.get('exit_code')}{detail} (details in the volmgr-volume log)")
+    elif isinstance(error, exception.VolmgrError):
         text = str(error)
     else:
         text = f"unexpected {type(error).__name__}: {error}"

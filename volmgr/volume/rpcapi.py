@@ -30,6 +30,9 @@ from volmgr.context import RequestContext
 
 RPC_API_VERSION = "1.1"
 
+#: Version create_volume needs when it carries a snapshot_id.
+CREATE_FROM_SNAPSHOT_VERSION = "1.1"
+
 #: Version each method needs at the least (its arguments as sent today).
 METHOD_VERSIONS = {
     "create_volume": "1.0",
@@ -54,12 +57,18 @@ class VolumeAPI:
         self.call_timeout = call_timeout
         self.client = rpc.get_client(transport, version="1.0", version_cap=self.version_cap)
 
-    def _prepare(self, method: str, host: str, version: str | None = None,
-                 *, call: bool = False) -> Any:
+    def require_version(self, method: str, version: str | None = None) -> None:
+        """Raise RPCVersionCapped now if ``method`` at ``version`` could not be sent, so
+        a caller can refuse a request before it writes anything."""
         needed = version or METHOD_VERSIONS[method]
         if not self.client.can_send_version(needed):
             raise exception.RPCVersionCapped(method=method, needed=needed,
                                              cap=self.version_cap)
+
+    def _prepare(self, method: str, host: str, version: str | None = None,
+                 *, call: bool = False) -> Any:
+        needed = version or METHOD_VERSIONS[method]
+        self.require_version(method, needed)
         if call:
             return self.client.prepare(server=host, version=needed,
                                        timeout=self.call_timeout)
@@ -73,8 +82,8 @@ class VolumeAPI:
     def create_volume(self, context: RequestContext, host: str, volume_id: str,
                       snapshot_id: str | None = None) -> None:
         if snapshot_id is not None:
-            self._cast(context, "create_volume", host, "1.1", volume_id=volume_id,
-                       snapshot_id=snapshot_id)
+            self._cast(context, "create_volume", host, CREATE_FROM_SNAPSHOT_VERSION,
+                       volume_id=volume_id, snapshot_id=snapshot_id)
         else:
             self._cast(context, "create_volume", host, volume_id=volume_id)
 
