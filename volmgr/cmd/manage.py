@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from oslo_config import cfg
 
 from volmgr import config, exception, states
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
 from volmgr.manage import reconcile, services, volumes
-from volmgr.manage.output import output  # noqa: F401 - kept for callers of the old name
 
 Command = Callable[[cfg.ConfigOpts], int]
 
@@ -170,21 +167,6 @@ def _add_parsers(subparsers: Any) -> None:
             _add_args(action_parsers.add_parser(name, help=action.help), action)
 
 
-def _require_schema(conf: cfg.ConfigOpts) -> None:
-    """Commands other than ``db`` need a migrated database: say so instead of a
-    traceback, and never create an empty SQLite file as a side effect."""
-    url = sa.engine.make_url(conf.database.connection)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not os.path.exists(url.database):
-        raise exception.DBError(reason=f"{url.database} does not exist; run "
-                                "'volmgr-manage db sync' (or pass --config-file)")
-    engine = engine_mod.create_engine(conf.database.connection)
-    try:
-        migration.require_schema(engine)
-    finally:
-        engine.dispose()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     conf = config.new_conf()
     conf.register_cli_opt(cfg.SubCommandOpt(
@@ -195,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = COMMANDS[conf.command.name][conf.command.action].handler
     try:
         if conf.command.name != "db":
-            _require_schema(conf)
+            # Commands other than db need a migrated database: say so instead of a
+            # traceback, and never create an empty SQLite file as a side effect.
+            migration.require_database(conf.database.connection)
         return handler(conf)
     except exception.VolmgrError as error:
         print(f"error: {error}", file=sys.stderr)

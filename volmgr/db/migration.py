@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from volmgr import exception
+from volmgr.db import engine as engine_mod
 from volmgr.db import models
 
 _SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
@@ -63,6 +64,21 @@ def require_schema(engine: sa.Engine) -> None:
     if current != head:
         raise exception.DBError(reason=f"the database schema is at revision {current}, "
                                 f"this volmgr needs {head}; run 'volmgr-manage db sync'")
+
+
+def require_database(url: str) -> None:
+    """``require_schema`` for the database at ``url``, without creating an SQLite file
+    that does not exist yet."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not os.path.exists(parsed.database):
+        raise exception.DBError(reason=f"{parsed.database} does not exist; run "
+                                "'volmgr-manage db sync' (or pass --config-file)")
+    engine = engine_mod.create_engine(url)
+    try:
+        require_schema(engine)
+    finally:
+        engine.dispose()
 
 
 def drift(engine: sa.Engine) -> list[Any]:
