@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests import services
 from tests.functional import storage_env
 from tests.functional.chaos_helpers import (
     Api,
@@ -162,6 +163,7 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_db: Database, postgres_url: str, rabbit_url: str,
             tgtd: Tgtd) -> Iterator[Cluster]:  # noqa: F811
+    services.require_binary("rabbitmqctl")
     # 32 GiB sparse: room for both projects' quota on LVM alone.
     with storage_env.make_loop_vg(tmp_path / "vg", size_mib=32 * 1024) as vg:
         world = Cluster(tmp_path, postgres_db, postgres_url, rabbit_url, vg, tgtd)
