@@ -63,6 +63,15 @@ def test_sample_config_is_current(tmp_path) -> None:
             "etc/volmgr/volmgr.conf.sample is stale: run 'tox -e genconfig'")
 
 
+def test_configuration_reference_is_current() -> None:
+    from tools import config_reference
+    from volmgr import opts
+
+    with open(os.path.join(ROOT, "docs/configuration.md"), encoding="utf-8") as committed:
+        assert config_reference.render(opts.list_opts()) == committed.read(), (
+            "docs/configuration.md is stale: run 'tox -e genconfig'")
+
+
 def test_every_option_has_help() -> None:
     from volmgr import opts
     for group, options in opts.list_opts():
