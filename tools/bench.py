@@ -26,13 +26,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tools.bench_api import scratch_postgres
 from volmgr import config, rpc, states
 from volmgr.context import RequestContext
 from volmgr.db import Database, migration
 from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeRef
-
-ADMIN_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def _conf(state: Path):  # type: ignore[no-untyped-def]
@@ -50,20 +49,6 @@ def _loop_vg(workdir: Path) -> Iterator[object]:
 
     with make_loop_vg(workdir, size_mib=65536) as vg:
         yield vg
-
-
-@contextmanager
-def _scratch_postgres() -> Iterator[str]:
-    name = f"volmgr_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(ADMIN_PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        yield ADMIN_PG.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 def _rate(count: int, seconds: float) -> str:
@@ -110,7 +95,7 @@ def bench_manager(count: int = 48) -> None:
     results: dict[int, float] = {}
     for workers in (1, 8):
         with tempfile.TemporaryDirectory() as tmp, _loop_vg(Path(tmp) / "vg") as vg, \
-                _scratch_postgres() as url:
+                scratch_postgres() as url:
             conf = _conf(Path(tmp) / "state")
             vg.configure(conf)  # type: ignore[attr-defined]
             conf.set_override("connection", url, group="database")
@@ -151,7 +136,7 @@ def bench_manager(count: int = 48) -> None:
 def bench_idle(seconds: float = 8.0) -> None:
     """Resident memory of a real volmgr-volume process idling on RabbitMQ."""
     print("== idle volmgr-volume daemon (file driver, RabbitMQ, PostgreSQL)")
-    with tempfile.TemporaryDirectory() as tmp, _scratch_postgres() as url:
+    with tempfile.TemporaryDirectory() as tmp, scratch_postgres() as url:
         engine = sa.create_engine(url)
         migration.upgrade(engine)
         engine.dispose()

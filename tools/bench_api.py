@@ -50,7 +50,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _scratch_postgres() -> Iterator[str]:
+def scratch_postgres() -> Iterator[str]:
     name = f"volmgr_bench_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(ADMIN_PG, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -144,7 +144,7 @@ def _round(base: str, count: int, concurrency: int) -> None:
 
 def bench(count: int, workers_list: list[int], concurrency_list: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="volmgr-bench-api-") as tmp, \
-            _scratch_postgres() as db_url:
+            scratch_postgres() as db_url:
         db = Database.from_url(db_url)
         migration.upgrade(db.engine)
         db.service_heartbeat("bench-host", rpc.TOPIC, rpc.TOPIC,

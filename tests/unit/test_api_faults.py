@@ -15,17 +15,6 @@ from volmgr.api import faults
 from volmgr.db import Database
 
 
-@pytest.fixture
-def rpcapi() -> h.RecordingRPC:
-    return h.RecordingRPC()
-
-
-@pytest.fixture
-def app(conf: cfg.ConfigOpts, db: Database, rpcapi: h.RecordingRPC) -> Any:
-    h.register_host(db)
-    return h.make_app(conf, db, rpcapi)
-
-
 def available(app: Any, db: Database, token: str = h.TOKEN, project: str = "p1") -> str:
     answer = h.call(app, "POST", f"/v3/{project}/volumes", {"volume": {"size": 1}},
                     token=token)

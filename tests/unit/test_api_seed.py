@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from defusedxml import ElementTree as SafeET
-from oslo_config import cfg
 
 from tests.unit import api_helpers as h
 from volmgr import states
@@ -19,17 +17,6 @@ SEED_EXTENSIONS = json.loads(
     '{"extensions": [{"updated": "2011-03-25T00:00:00+00:00", "name": "Volumes", '
     '"links": [], "namespace": "http://docs.openstack.org/ext/volumes/api/v1.1", '
     '"alias": "os-volumes", "description": "Volumes support"}]}')
-
-
-@pytest.fixture
-def rpcapi() -> h.RecordingRPC:
-    return h.RecordingRPC()
-
-
-@pytest.fixture
-def app(conf: cfg.ConfigOpts, db: Database, rpcapi: h.RecordingRPC) -> Any:
-    h.register_host(db)
-    return h.make_app(conf, db, rpcapi)
 
 
 def create(app: Any, size: int = 1, **fields: Any) -> dict[str, Any]:

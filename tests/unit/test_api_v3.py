@@ -6,22 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 from tests.unit import api_helpers as h
 from volmgr import states
 from volmgr.db import Database
-
-
-@pytest.fixture
-def rpcapi() -> h.RecordingRPC:
-    return h.RecordingRPC()
-
-
-@pytest.fixture
-def app(conf: cfg.ConfigOpts, db: Database, rpcapi: h.RecordingRPC) -> Any:
-    h.register_host(db)
-    return h.make_app(conf, db, rpcapi)
 
 
 def create(app: Any, size: int = 1, **fields: Any) -> dict[str, Any]:
@@ -231,13 +219,19 @@ def test_delete_of_a_volume_with_snapshots_is_409(app: Any, db: Database) -> Non
     assert "snapshots" in answer.json["conflictingRequest"]["message"]
 
 
-def test_create_from_a_snapshot_goes_to_the_snapshots_host(
-        app: Any, db: Database, rpcapi: h.RecordingRPC) -> None:
-    volume_id = available(app, db, size=2)
+def available_snapshot(app: Any, db: Database, size: int) -> dict[str, Any]:
+    """A snapshot of a new ``size`` GiB volume, moved to available as its manager would."""
+    volume_id = available(app, db, size=size)
     snap = h.call(app, "POST", "/v3/p1/snapshots",
                   {"snapshot": {"volume_id": volume_id}}).json["snapshot"]
     db.snapshot_transition(snap["id"], (states.SNAP_CREATING,),
                            {"status": states.SNAP_AVAILABLE})
+    return snap  # type: ignore[no-any-return]
+
+
+def test_create_from_a_snapshot_goes_to_the_snapshots_host(
+        app: Any, db: Database, rpcapi: h.RecordingRPC) -> None:
+    snap = available_snapshot(app, db, size=2)
     h.register_host(db, "node2", free=500)
     too_small = h.call(app, "POST", "/v3/p1/volumes",
                        {"volume": {"size": 1, "snapshot_id": snap["id"]}})
@@ -250,11 +244,7 @@ def test_create_from_a_snapshot_goes_to_the_snapshots_host(
 
 def test_create_from_a_snapshot_is_refused_with_400_while_rpc_is_capped_and_writes_nothing(
         app: Any, db: Database, rpcapi: h.RecordingRPC) -> None:
-    volume_id = available(app, db, size=2)
-    snap = h.call(app, "POST", "/v3/p1/snapshots",
-                  {"snapshot": {"volume_id": volume_id}}).json["snapshot"]
-    db.snapshot_transition(snap["id"], (states.SNAP_CREATING,),
-                           {"status": states.SNAP_AVAILABLE})
+    snap = available_snapshot(app, db, size=2)
     rpcapi.capped.add("create_volume")
     before = len(db.volume_list("p1"))
     answer = h.call(app, "POST", "/v3/p1/volumes",

@@ -57,7 +57,19 @@ class SoftDeleteMixin:
     deleted_at: Mapped[OptionalTimestamp]
 
 
-class Volume(TimestampMixin, SoftDeleteMixin, Base):
+class StatusMixin:
+    """What volumes and snapshots share: a status with its reason, when it was asked for
+    and how often recovery re-drove it, and the owner's name and description."""
+
+    status: Mapped[Status]
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    status_changed_at: Mapped[Timestamp]
+    recovery_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    display_name: Mapped[ShortText]
+    display_description: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Volume(StatusMixin, TimestampMixin, SoftDeleteMixin, Base):
     """A block volume. ``status_changed_at`` is when the current status was asked for:
     recovery re-drives transitional rows that have not moved since then."""
 
@@ -68,12 +80,6 @@ class Volume(TimestampMixin, SoftDeleteMixin, Base):
     user_id: Mapped[str] = mapped_column(sa.String(255))
     host: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     size: Mapped[int] = mapped_column(sa.Integer)
-    status: Mapped[Status]
-    status_reason: Mapped[str | None] = mapped_column(sa.Text)
-    status_changed_at: Mapped[Timestamp]
-    recovery_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    display_name: Mapped[ShortText]
-    display_description: Mapped[str | None] = mapped_column(sa.Text)
     availability_zone: Mapped[str] = mapped_column(sa.String(255), default="nova")
     volume_type: Mapped[ShortText]
     snapshot_id: Mapped[str | None] = mapped_column(sa.String(36))
@@ -116,7 +122,7 @@ class VolumeAttachment(TimestampMixin, SoftDeleteMixin, Base):
     volume: Mapped[Volume] = relationship(back_populates="attachments", viewonly=True)
 
 
-class Snapshot(TimestampMixin, SoftDeleteMixin, Base):
+class Snapshot(StatusMixin, TimestampMixin, SoftDeleteMixin, Base):
     """A point-in-time copy of a volume."""
 
     __tablename__ = "snapshots"
@@ -127,12 +133,6 @@ class Snapshot(TimestampMixin, SoftDeleteMixin, Base):
     project_id: Mapped[ProjectId]
     user_id: Mapped[str] = mapped_column(sa.String(255))
     size: Mapped[int] = mapped_column(sa.Integer)
-    status: Mapped[Status]
-    status_reason: Mapped[str | None] = mapped_column(sa.Text)
-    status_changed_at: Mapped[Timestamp]
-    recovery_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    display_name: Mapped[ShortText]
-    display_description: Mapped[str | None] = mapped_column(sa.Text)
     host: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     metadata_: Mapped[JSONDict] = mapped_column("metadata", sa.JSON, default=dict)
 
