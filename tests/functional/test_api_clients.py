@@ -138,7 +138,9 @@ class World:
 
     def start_managers(self, vg: LoopVG, target: Tgtd) -> None:
         lvm = self.common(self.lvm_host)
-        lvm["volume"] = {"driver": "lvm", "target_helper": "none", "report_interval": 1}
+        lvm["volume"] = {"driver": "lvm", "target_helper": "tgtadm", "report_interval": 1,
+                         "tgt_control_port": target.control_port,
+                         "target_ip_address": "127.0.0.1", "target_port": target.portal_port}
         lvm["lvm"] = {"volume_group": vg.name, "lvm_conf": vg.lvm_conf,
                       "device_dir": vg.device_dir, "volume_clear": "none"}
         files = self.common(self.file_host)
@@ -269,6 +271,33 @@ def test_cinderclient_openstacksdk_and_the_seed_face_drive_real_volumes(
     world.wait_gone(volume_id)
     assert loop_vg.lvs() == {}
 
+    # -- attach an LVM volume through the seed face: the LV itself, exported by tgtd -----
+    # This kernel has no device-mapper, so the fixture stands in for activation: a loop
+    # device over the LV's extents at the path the driver exports (storage_env.py).
+    lvm_volume = table_value(world.cinder("create", "--name", "lvm-attach", "1"), "id")
+    world.wait_volume(lvm_volume, "available")
+    loop_vg.activate(lv(lvm_volume))
+    seed = f"/v1.1/{world.project}"
+    connector = {"initiator": storage_env.INITIATOR_IQN, "host": "compute-1",
+                 "ip": "127.0.0.1"}
+    lvm_path = f"{seed}/servers/server-lvm/os-volume_attachments/{lvm_volume}"
+    attached = world.http("POST", f"{seed}/servers/server-lvm/os-volume_attachments", json={
+        "volumeAttachment": {"volumeId": lvm_volume, "device": "/dev/vdc",
+                             "connector": connector}})
+    assert attached.status_code == 202, attached.text
+    world.wait_volume(lvm_volume, "in-use")
+    info = world.http("GET", lvm_path).json()["volumeAttachment"]["connection_info"]
+    username, password = storage_env.connection_chap(info)
+    assert storage_env.read_capacity(tgtd.portal, info["data"]["target_iqn"],
+                                     info["data"]["target_lun"], username, password) == GiB
+    assert world.http("DELETE", lvm_path).status_code == 202
+    world.wait_volume(lvm_volume, "available")
+    assert tgtd.target_iqns() == set()
+    loop_vg.deactivate(lv(lvm_volume))
+    world.cinder("delete", lvm_volume)
+    world.wait_gone(lvm_volume)
+    assert loop_vg.lvs() == {}
+
     # -- openstacksdk on LVM -------------------------------------------------------------
     conn = world.sdk()
     volume = conn.block_storage.create_volume(size=1, name="sdk-vol")
@@ -305,13 +334,10 @@ def test_cinderclient_openstacksdk_and_the_seed_face_drive_real_volumes(
     conn.block_storage.wait_for_delete(snapshot, interval=0.5, wait=60)
 
     # -- the seed face: extensions, attach with a connector, export proven, detach -------
-    seed = f"/v1.1/{world.project}"
     assert world.http("GET", f"{seed}/extensions").json() == {"extensions": [SEED_EXTENSION]}
     xml = SafeET.fromstring(world.http("GET", f"{seed}/extensions.xml").content)
     assert xml.find("{http://docs.openstack.org/compute/api/v1.1}extension").get(
         "alias") == "os-volumes"  # type: ignore[union-attr]
-    connector = {"initiator": storage_env.INITIATOR_IQN, "host": "compute-1",
-                 "ip": "127.0.0.1"}
     attached = world.http("POST", f"{seed}/servers/server-1/os-volume_attachments", json={
         "volumeAttachment": {"volumeId": file_volume, "device": "/dev/vdb",
                              "connector": connector}})
