@@ -12,6 +12,7 @@ import uuid
 from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -36,8 +37,13 @@ UUID = Annotated[str, mapped_column(sa.String(36))]
 UUIDKey = Annotated[str, mapped_column(sa.String(36), primary_key=True, default=new_uuid)]
 ProjectId = Annotated[str, mapped_column(sa.String(255), index=True)]
 Status = Annotated[str, mapped_column(sa.String(32), index=True)]
-Timestamp = Annotated[datetime.datetime, mapped_column(sa.DateTime, default=utcnow)]
-OptionalTimestamp = Annotated[datetime.datetime | None, mapped_column(sa.DateTime)]
+#: Microsecond timestamps everywhere. MySQL/MariaDB's plain DATETIME keeps whole seconds,
+#: which breaks "newest first" paging and lets recovery claim the same row twice within
+#: one second; PostgreSQL and SQLite keep microseconds anyway.
+PRECISE_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+Timestamp = Annotated[datetime.datetime, mapped_column(PRECISE_DATETIME, default=utcnow)]
+OptionalTimestamp = Annotated[datetime.datetime | None, mapped_column(PRECISE_DATETIME)]
 ShortText = Annotated[str | None, mapped_column(sa.String(255))]
 JSONDict = Annotated[dict[str, Any], mapped_column(sa.JSON, default=dict)]
 
@@ -49,7 +55,7 @@ class Base(DeclarativeBase):
 class TimestampMixin:
     created_at: Mapped[Timestamp]
     updated_at: Mapped[datetime.datetime | None] = mapped_column(
-        sa.DateTime, default=utcnow, onupdate=utcnow)
+        PRECISE_DATETIME, default=utcnow, onupdate=utcnow)
 
 
 class SoftDeleteMixin:
