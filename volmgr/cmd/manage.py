@@ -47,7 +47,9 @@ def db_check(conf: cfg.ConfigOpts) -> int:
     problems = migration.drift(_engine(conf))
     if problems:
         for problem in problems:
-            print(f"drift: {problem}", file=sys.stderr)
+            # Revision problems are (kind, sentence); Alembic's diffs are tuples to show.
+            text = problem[1] if problem and problem[0] == "revision" else problem
+            print(f"drift: {text}", file=sys.stderr)
         return 1
     print("Database schema matches the models.")
     return 0
