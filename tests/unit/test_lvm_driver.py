@@ -243,11 +243,32 @@ def test_snapshot_that_exists_is_not_created_again_and_a_missing_origin_fails(
 
 
 def test_delete_snapshot_removes_it_and_succeeds_when_gone(make, scripted) -> None:
-    driver = make()
+    driver = make(volume_clear="none")
     scripted.expect(LVS, stdout=lvs_out((f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "")))
     scripted.expect(["lvremove", "-f", f"{VG}/snapshot-{SNAP}"])
     driver.delete_snapshot(SnapshotRef(SNAP, VOL, 1))
     scripted.expect(LVS, stdout="")
+    driver.delete_snapshot(SnapshotRef(SNAP, VOL, 1))
+    scripted.assert_done()
+
+
+def test_thick_snapshot_delete_zeroes_its_exception_store_first(make, scripted, tmp_path,
+                                                                block_device_ok) -> None:
+    driver = make()
+    escaped_vg, escaped_snap = VG.replace("-", "--"), f"snapshot-{SNAP}".replace("-", "--")
+    scripted.expect(LVS, stdout=lvs_out((f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "")))
+    scripted.expect(["dd", "if=/dev/zero",
+                     f"of={tmp_path}/dev/mapper/{escaped_vg}-{escaped_snap}-cow", "bs=1M",
+                     "count=1024", "oflag=direct", "conv=fdatasync,nocreat"])
+    scripted.expect(["lvremove", "-f", f"{VG}/snapshot-{SNAP}"])
+    driver.delete_snapshot(SnapshotRef(SNAP, VOL, 1))
+    scripted.assert_done()
+
+
+def test_thin_snapshot_delete_needs_no_wipe(make, scripted) -> None:
+    driver = make(lvm_type="thin")
+    scripted.expect(LVS, stdout=lvs_out((f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "")))
+    scripted.expect(["lvremove", "-f", f"{VG}/snapshot-{SNAP}"])
     driver.delete_snapshot(SnapshotRef(SNAP, VOL, 1))
     scripted.assert_done()
 

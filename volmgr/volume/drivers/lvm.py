@@ -168,11 +168,23 @@ class LVMDriver(ExportingDriver):
 
     def delete_snapshot(self, snapshot: SnapshotRef) -> None:
         name = snapshot_name(snapshot.id)
-        if name in self._lvs():
-            # No wipe: zeroes written through a COW snapshot would only fill its exception
-            # store; its space returns to the VG, where volume_clear protects new volumes'
-            # predecessors rather than snapshots.
-            self._remove_lv(name)
+        lv = self._lvs().get(name)
+        if lv is None:
+            return
+        if not self.thin and self.volume_clear == "zero":
+            # A thick snapshot's exception store holds the origin's old blocks; its
+            # extents go back to the VG, where the next tenant's LV could read them.
+            # Zero the store itself (the "-cow" device), not the snapshot view, whose
+            # writes would only allocate more exceptions.
+            self._wipe(self.cow_path(name), lv.size)
+        self._remove_lv(name)
+
+    def cow_path(self, lv_name: str) -> str:
+        """The device-mapper node of a thick snapshot's exception store."""
+        def escape(part: str) -> str:
+            return part.replace("-", "--")
+        return os.path.join(self.device_dir, "mapper",
+                            f"{escape(self.vg)}-{escape(lv_name)}-cow")
 
     def create_volume_from_snapshot(self, volume: VolumeRef,
                                     snapshot: SnapshotRef) -> dict[str, Any]:
