@@ -1,7 +1,9 @@
 """Exports through a real tgtd, proven by a real initiator (libiscsi): CHAP, exact sizes,
-removal, restoring every export after tgtd is killed (by volmgr and by tgt's own boot
-path), CHAP secrets absent from every process's command line, no moment in which an ACL
-target admits an unnamed initiator, and LVM + tgt end to end."""
+removal, per-export initiator ACLs (a connector naming an initiator admits only it, one
+naming none admits any initiator with CHAP, target_initiator_acl = false never restricts),
+restoring every export after tgtd is killed (by volmgr and by tgt's own boot path), CHAP
+secrets absent from every process's command line, no moment in which a restricted target
+admits an unnamed initiator, and LVM + tgt end to end."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from volmgr.volume.targets import base
 
 GiB = 1024 ** 3
 CONNECTOR = {"initiator": INITIATOR_IQN, "host": "test-host", "ip": "127.0.0.1"}
+NO_INITIATOR = {"host": "test-host", "ip": "127.0.0.1"}
+STRANGER = "iqn.2024-01.org.volmgr:stranger"
 
 
 @pytest.fixture
@@ -48,12 +52,19 @@ def file_driver(conf, tgtd, recorder) -> VolumeDriver:  # noqa: F811
     return driver
 
 
-def exported(driver: VolumeDriver, size: int = 1) -> tuple[VolumeRef, dict]:
+def exported(driver: VolumeDriver, size: int = 1,
+             connector: dict | None = None) -> tuple[VolumeRef, dict]:
     volume = VolumeRef(str(uuid.uuid4()), size)
     driver.create_volume(volume)
     update = driver.create_export(volume)
     volume = VolumeRef(volume.id, size, update["provider_location"], update["provider_auth"])
-    return volume, driver.initialize_connection(volume, CONNECTOR)
+    return volume, driver.initialize_connection(
+        volume, CONNECTOR if connector is None else connector)
+
+
+def removed(driver: VolumeDriver, volume: VolumeRef) -> None:
+    driver.remove_export(volume)
+    driver.delete_volume(volume)
 
 
 def test_an_export_answers_an_initiator_with_chap_at_the_exact_size(file_driver,
@@ -119,22 +130,70 @@ def test_ensure_export_restores_every_export_after_tgtd_is_killed(file_driver,
         file_driver.delete_volume(volume)
 
 
-def test_with_initiator_acl_only_the_admitted_initiator_logs_in(conf, tgtd,  # noqa: F811
-                                                                recorder) -> None:
-    conf.set_override("driver", "file", group="volume")
-    tgtd.configure(conf)
-    conf.set_override("target_initiator_acl", True, group="volume")
-    driver = drivers.load_driver(conf, executor=recorder)
-    volume, info = exported(driver)
+def test_by_default_a_connector_naming_an_initiator_admits_only_that_initiator(
+        file_driver, tgtd, conf) -> None:  # noqa: F811
+    assert conf.volume.target_initiator_acl is True, "the default restricts"
+    volume, info = exported(file_driver, connector=CONNECTOR)
     iqn = info["data"]["target_iqn"]
     chap = connection_chap(info)
     assert read_capacity(tgtd.portal, iqn, 1, *chap) == GiB
-    stranger = "iqn.2024-01.org.volmgr:stranger"
-    assert read_capacity(tgtd.portal, iqn, 1, *chap, initiator=stranger) is None
-    driver.terminate_connection(volume, CONNECTOR)
-    assert read_capacity(tgtd.portal, iqn, 1, *chap) is None
-    driver.remove_export(volume)
-    driver.delete_volume(volume)
+    assert read_capacity(tgtd.portal, iqn, 1, *chap, initiator=STRANGER) is None
+    assert "ALL" not in tgtd.acl(iqn)  # type: ignore[operator]
+    file_driver.terminate_connection(volume, CONNECTOR)
+    assert read_capacity(tgtd.portal, iqn, 1, *chap) is None, "its ACL entry is gone"
+    assert tgtd.acl(iqn) == []
+    file_driver.terminate_connection(volume, CONNECTOR)  # already gone: still fine
+    removed(file_driver, volume)
+
+
+def test_by_default_a_connector_naming_no_initiator_admits_any_initiator_with_chap(
+        file_driver, tgtd) -> None:  # noqa: F811
+    volume, info = exported(file_driver, connector=NO_INITIATOR)
+    iqn = info["data"]["target_iqn"]
+    user, secret = connection_chap(info)
+    assert read_capacity(tgtd.portal, iqn, 1, user, secret) == GiB
+    assert read_capacity(tgtd.portal, iqn, 1, user, secret, initiator=STRANGER) == GiB
+    assert read_capacity(tgtd.portal, iqn, 1, user, secret[:-1] + "x",
+                         initiator=STRANGER) is None
+    assert read_capacity(tgtd.portal, iqn, 1, initiator=STRANGER) is None, "CHAP still"
+    file_driver.terminate_connection(volume, NO_INITIATOR)
+    assert read_capacity(tgtd.portal, iqn, 1, user, secret, initiator=STRANGER) is None
+    removed(file_driver, volume)
+
+
+def test_with_target_initiator_acl_off_a_named_initiator_does_not_restrict(
+        conf, tgtd, recorder) -> None:  # noqa: F811
+    conf.set_override("driver", "file", group="volume")
+    tgtd.configure(conf)
+    conf.set_override("target_initiator_acl", False, group="volume")
+    driver = drivers.load_driver(conf, executor=recorder)
+    volume, info = exported(driver, connector=CONNECTOR)
+    iqn = info["data"]["target_iqn"]
+    user, secret = connection_chap(info)
+    assert read_capacity(tgtd.portal, iqn, 1, user, secret) == GiB
+    assert read_capacity(tgtd.portal, iqn, 1, user, secret, initiator=STRANGER) == GiB
+    assert read_capacity(tgtd.portal, iqn, 1, user, secret[:-1] + "x",
+                         initiator=STRANGER) is None
+    removed(driver, volume)
+
+
+def test_after_tgtd_is_killed_ensure_export_restores_the_restriction(
+        file_driver, tgtd) -> None:  # noqa: F811
+    restricted, restricted_info = exported(file_driver, connector=CONNECTOR)
+    anyone, anyone_info = exported(file_driver, connector=NO_INITIATOR)
+    tgtd.restart()
+    assert tgtd.target_iqns() == set()
+    for volume in (restricted, anyone):
+        file_driver.ensure_export(volume)
+    iqn, chap = restricted_info["data"]["target_iqn"], connection_chap(restricted_info)
+    assert read_capacity(tgtd.portal, iqn, 1, *chap) == GiB
+    assert read_capacity(tgtd.portal, iqn, 1, *chap, initiator=STRANGER) is None
+    assert tgtd.acl(iqn) == [INITIATOR_IQN]
+    iqn, chap = anyone_info["data"]["target_iqn"], connection_chap(anyone_info)
+    assert read_capacity(tgtd.portal, iqn, 1, *chap, initiator=STRANGER) == GiB
+    assert tgtd.acl(iqn) == ["ALL"]
+    for volume in (restricted, anyone):
+        removed(file_driver, volume)
 
 
 def test_chap_secrets_never_reach_an_argv_volmgr_runs(file_driver, recorder,
@@ -315,18 +374,26 @@ def test_the_exec_watcher_catches_the_password_tgt_admin_puts_on_argv(tgtd,  # n
 def test_tgts_boot_time_restore_from_the_target_files_brings_exports_back(
         file_driver, recorder, tgtd, conf) -> None:  # noqa: F811
     volume, info = exported(file_driver, size=2)
+    anyone, anyone_info = exported(file_driver, connector=NO_INITIATOR)
     iqn = info["data"]["target_iqn"]
     tgtd.restart()
     restored = tgtd.restore_from_target_files(conf.volume.target_files_dir)
     assert restored.returncode == 0, restored.stderr
     assert read_capacity(tgtd.portal, iqn, 1, *connection_chap(info)) == 2 * GiB
     assert read_capacity(tgtd.portal, iqn, 1) is None, "CHAP is restored too"
-    assert tgtd.acl(iqn) == ["ALL"]
+    assert read_capacity(tgtd.portal, iqn, 1, *connection_chap(info),
+                         initiator=STRANGER) is None, "and the restriction"
+    assert sorted(tgtd.acl(iqn)) == sorted(["0.0.0.0/32", INITIATOR_IQN])  # type: ignore
+    anyone_iqn = anyone_info["data"]["target_iqn"]
+    assert tgtd.acl(anyone_iqn) == ["ALL"]
+    assert read_capacity(tgtd.portal, anyone_iqn, 1, *connection_chap(anyone_info),
+                         initiator=STRANGER) == GiB
     ran = len(recorder.argvs)
     file_driver.ensure_export(volume)
-    assert len(recorder.argvs) == ran + 1, "a complete restored target is left alone"
-    file_driver.remove_export(volume)
-    file_driver.delete_volume(volume)
+    file_driver.ensure_export(anyone)
+    assert len(recorder.argvs) == ran + 2, "complete restored targets are left alone"
+    for each in (volume, anyone):
+        removed(file_driver, each)
 
 
 class Watch:
@@ -352,16 +419,15 @@ class Watch:
         self._thread.join(timeout=60)
 
 
-def test_with_initiator_acl_no_moment_admits_an_unnamed_initiator(conf, tgtd,  # noqa: F811
-                                                                  recorder) -> None:
+def test_no_moment_admits_an_unnamed_initiator_to_a_restricted_target(
+        conf, tgtd, recorder) -> None:  # noqa: F811
     conf.set_override("driver", "file", group="volume")
     tgtd.configure(conf)
-    conf.set_override("target_initiator_acl", True, group="volume")
     driver = drivers.load_driver(conf, executor=recorder)
     chap = base.Chap.generate()
     volume = VolumeRef(str(uuid.uuid4()), 1, provider_auth=chap.provider_auth())
     iqn = driver.target.iqn(volume.id)  # type: ignore[attr-defined]
-    stranger = "iqn.2024-01.org.volmgr:stranger"
+    stranger = STRANGER
     acls: list[list[str]] = []
     admitted_strangers: list[int] = []
 

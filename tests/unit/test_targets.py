@@ -67,6 +67,15 @@ def bind_name(tid: int, name: str = INITIATOR) -> list[str]:
             "--initiator-name", name]
 
 
+def unbind_all(tid: int) -> list[str]:
+    return [*TGTADM, "--op", "unbind", "--mode", "target", "--tid", str(tid), "-I", "ALL"]
+
+
+def unbind_name(tid: int, name: str = INITIATOR) -> list[str]:
+    return [*TGTADM, "--op", "unbind", "--mode", "target", "--tid", str(tid),
+            "--initiator-name", name]
+
+
 class FakeTgtd:
     """Stands in for tgtd's management socket; remembers the accounts it was given."""
 
@@ -101,7 +110,7 @@ def fake_tgtd() -> FakeTgtd:
     return FakeTgtd()
 
 
-def make_tgt(conf, scripted, fake_tgtd, acl: bool = False) -> TgtAdm:
+def make_tgt(conf, scripted, fake_tgtd, acl: bool) -> TgtAdm:
     conf.set_override("tgt_control_port", 4242, group="volume")
     conf.set_override("target_port", 3261, group="volume")
     conf.set_override("target_initiator_acl", acl, group="volume")
@@ -112,12 +121,18 @@ def make_tgt(conf, scripted, fake_tgtd, acl: bool = False) -> TgtAdm:
 
 @pytest.fixture
 def tgt(conf, scripted, fake_tgtd) -> TgtAdm:
-    return make_tgt(conf, scripted, fake_tgtd)
+    """target_initiator_acl = false: every export admits any initiator with CHAP."""
+    return make_tgt(conf, scripted, fake_tgtd, acl=False)
 
 
 @pytest.fixture
 def acl_tgt(conf, scripted, fake_tgtd) -> TgtAdm:
+    """The default: an export is restricted to the initiator its connector names."""
     return make_tgt(conf, scripted, fake_tgtd, acl=True)
+
+
+def test_restricting_to_the_connectors_initiator_is_the_default(conf) -> None:
+    assert conf.volume.target_initiator_acl is True
 
 
 def target_file(conf) -> str:
@@ -340,7 +355,7 @@ def test_initialize_connection_returns_os_brick_iscsi_connection_info(tgt, scrip
     expect_build(scripted)
     scripted.expect(bind_all(1))
     tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1])))
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]))).expect(bind_name(1))
     info = tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
                                      {"initiator": INITIATOR})
     scripted.assert_done()
@@ -356,69 +371,185 @@ def test_initialize_connection_before_create_export_is_a_target_error(tgt) -> No
         tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV, {})
 
 
-# -- tgtadm: initiator ACL -----------------------------------------------------------
+# -- tgtadm: per-export initiator ACL ----------------------------------------------------
+
+OTHER = "iqn.2024-01.org.volmgr:other"
+VOLUME = VolumeRef(VOL, 1, provider_auth=AUTH)
 
 
-def test_with_initiator_acl_all_is_never_bound_and_only_the_connector_is_admitted(
+def file_text(conf) -> str:
+    with open(target_file(conf)) as handle:
+        return handle.read()
+
+
+def exported_for(helper: TgtAdm, scripted: ScriptedExecutor, connector: dict[str, Any],
+                 open_mode: bool = False) -> None:
+    """create_export then initialize_connection(connector), tgtd starting empty."""
+    expect_build(scripted)
+    if open_mode:
+        scripted.expect(bind_all(1))
+    helper.create_export(VOLUME, DEV)
+    acl = ("ALL",) if open_mode else ()
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=acl))
+    if connector.get("initiator"):
+        scripted.expect(bind_name(1, connector["initiator"]))
+    elif not open_mode:
+        scripted.expect(bind_all(1))
+    helper.initialize_connection(VOLUME, DEV, connector)
+    scripted.assert_done()
+
+
+def test_an_export_admits_nobody_until_a_connector_says_who_may_log_in(
         acl_tgt, scripted, conf) -> None:
     expect_build(scripted)
-    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    scripted.assert_done()
-    text = open(target_file(conf)).read()
-    assert "initiator-address ALL" not in text
-    assert f"initiator-address {NOBODY_ADDRESS}" in text, "tgt-admin binds no ALL at boot"
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=()))
-    scripted.expect(bind_name(1))
-    acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
-                                  {"initiator": INITIATOR})
-    assert f"initiator-name {INITIATOR}" in open(target_file(conf)).read()
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR,)))
-    scripted.expect([*TGTADM, "--op", "unbind", "--mode", "target", "--tid", "1",
-                     "--initiator-name", INITIATOR])
-    acl_tgt.terminate_connection(VolumeRef(VOL, 1, provider_auth=AUTH),
-                                 {"initiator": INITIATOR})
-    assert INITIATOR not in open(target_file(conf)).read()
+    acl_tgt.create_export(VOLUME, DEV)
     scripted.assert_done()
     assert not [argv for argv in scripted.argvs if "ALL" in argv]
+    assert not [argv for argv in scripted.argvs if "--initiator-name" in argv]
+    text = file_text(conf)
+    assert "initiator-address ALL" not in text
+    assert f"initiator-address {NOBODY_ADDRESS}" in text, "tgt-admin binds no ALL at boot"
 
 
-def test_with_initiator_acl_a_rebuilt_target_admits_its_initiators_last(
+def test_a_connector_naming_an_initiator_admits_only_that_initiator(acl_tgt, scripted,
+                                                                    conf) -> None:
+    exported_for(acl_tgt, scripted, {"initiator": INITIATOR})
+    assert not [argv for argv in scripted.argvs if "ALL" in argv]
+    text = file_text(conf)
+    assert f"initiator-name {INITIATOR}" in text
+    assert f"initiator-address {NOBODY_ADDRESS}" in text and "address ALL" not in text
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR,)))
+    scripted.expect(unbind_name(1))
+    acl_tgt.terminate_connection(VOLUME, {"initiator": INITIATOR})
+    scripted.assert_done()
+    assert INITIATOR not in file_text(conf)
+    assert f"initiator-address {NOBODY_ADDRESS}" in file_text(conf)
+
+
+def test_a_connector_naming_no_initiator_admits_any_initiator_with_chap(acl_tgt, scripted,
+                                                                       conf) -> None:
+    exported_for(acl_tgt, scripted, {"host": "compute1"})
+    assert scripted.argvs[-1] == bind_all(1), "ALL is bound last, after CHAP and the LUN"
+    text = file_text(conf)
+    assert "initiator-address ALL" in text and NOBODY_ADDRESS not in text
+    assert f"incominguser {USER} {SECRET}" in text
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=("ALL",)))
+    scripted.expect(unbind_all(1))
+    acl_tgt.terminate_connection(VOLUME, {"host": "compute1"})
+    scripted.assert_done()
+    assert f"initiator-address {NOBODY_ADDRESS}" in file_text(conf)
+
+
+def test_after_tgtd_lost_it_ensure_export_rebuilds_the_restriction_acl_last(
         acl_tgt, scripted, fake_tgtd) -> None:
-    expect_build(scripted)
-    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=())).expect(bind_name(1))
-    acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
-                                  {"initiator": INITIATOR})
+    exported_for(acl_tgt, scripted, {"initiator": INITIATOR})
     fake_tgtd.accounts.clear()  # tgtd restarted: nothing is live
     expect_build(scripted)
     scripted.expect(bind_name(1))
-    acl_tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    acl_tgt.ensure_export(VOLUME, DEV)
     scripted.assert_done()
     assert not [argv for argv in scripted.argvs if "ALL" in argv]
 
 
-def test_with_initiator_acl_an_all_bound_by_someone_else_is_taken_away(
-        acl_tgt, scripted, conf) -> None:
+def test_after_tgtd_lost_it_ensure_export_rebuilds_an_any_initiator_export_as_such(
+        acl_tgt, scripted, fake_tgtd) -> None:
+    exported_for(acl_tgt, scripted, {})
+    fake_tgtd.accounts.clear()
     expect_build(scripted)
-    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=())).expect(bind_name(1))
-    acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV,
-                                  {"initiator": INITIATOR})
-    # e.g. restored at boot by tgt-admin from a file an older volmgr wrote
-    scripted.expect(SHOW, stdout=show((4, IQN, [0, 1]), acl=("ALL",)))
-    scripted.expect(bind_name(4))  # admitted first, so it never loses access
-    scripted.expect([*TGTADM, "--op", "unbind", "--mode", "target", "--tid", "4", "-I",
-                     "ALL"])
-    acl_tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    scripted.expect(bind_all(1))
+    acl_tgt.ensure_export(VOLUME, DEV)
     scripted.assert_done()
 
 
-def test_with_initiator_acl_a_connector_without_initiator_is_refused(acl_tgt, scripted,
-                                                                     conf) -> None:
-    expect_build(scripted)
-    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    with pytest.raises(exception.InvalidInput, match="must name its initiator"):
-        acl_tgt.initialize_connection(VolumeRef(VOL, 1, provider_auth=AUTH), DEV, {})
+def test_an_all_bound_by_someone_else_on_a_restricted_target_is_taken_away(
+        acl_tgt, scripted) -> None:
+    exported_for(acl_tgt, scripted, {"initiator": INITIATOR})
+    # e.g. restored at boot by tgt-admin from a file an older volmgr wrote
+    scripted.expect(SHOW, stdout=show((4, IQN, [0, 1]), acl=("ALL",)))
+    scripted.expect(bind_name(4))  # admitted first, so it never loses access
+    scripted.expect(unbind_all(4))
+    acl_tgt.ensure_export(VOLUME, DEV)
+    scripted.assert_done()
+
+
+def test_ensure_export_leaves_exactly_the_recorded_acl(acl_tgt, scripted) -> None:
+    exported_for(acl_tgt, scripted, {"initiator": INITIATOR})
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(
+        NOBODY_ADDRESS, "10.0.0.0/8", INITIATOR, OTHER)))
+    scripted.expect([*TGTADM, "--op", "unbind", "--mode", "target", "--tid", "1", "-I",
+                     "10.0.0.0/8"])
+    scripted.expect(unbind_name(1, OTHER))
+    acl_tgt.ensure_export(VOLUME, DEV)
+    scripted.assert_done()
+
+
+def test_a_second_connector_naming_no_initiator_opens_a_restricted_target_until_it_goes(
+        acl_tgt, scripted, conf) -> None:
+    exported_for(acl_tgt, scripted, {"initiator": INITIATOR})
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR,)))
+    scripted.expect(bind_all(1))
+    acl_tgt.initialize_connection(VOLUME, DEV, {})
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR, "ALL")))
+    scripted.expect(unbind_all(1))
+    acl_tgt.terminate_connection(VOLUME, {})
+    scripted.assert_done()
+    assert f"initiator-name {INITIATOR}" in file_text(conf)
+    assert "address ALL" not in file_text(conf)
+
+
+def test_terminate_connection_tolerates_an_acl_entry_or_target_already_gone(
+        acl_tgt, scripted, conf) -> None:
+    exported_for(acl_tgt, scripted, {"initiator": INITIATOR})
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=()))
+    acl_tgt.terminate_connection(VOLUME, {"initiator": INITIATOR})
+    scripted.expect(SHOW, stdout="")
+    acl_tgt.terminate_connection(VOLUME, {"initiator": INITIATOR})
+    os.unlink(target_file(conf))
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR,)))
+    scripted.expect(unbind_name(1), stderr="tgtadm: this access control rule does not exist",
+                    exit_code=22)
+    acl_tgt.terminate_connection(VOLUME, {"initiator": INITIATOR})
+    scripted.assert_done()
+
+
+def test_with_target_initiator_acl_off_a_named_initiator_does_not_restrict(
+        tgt, scripted, conf) -> None:
+    exported_for(tgt, scripted, {"initiator": INITIATOR}, open_mode=True)
+    assert "initiator-address ALL" in file_text(conf)
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=("ALL", INITIATOR)))
+    scripted.expect(unbind_name(1))
+    tgt.terminate_connection(VOLUME, {"initiator": INITIATOR})
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=("ALL",)))
+    tgt.terminate_connection(VOLUME, {})
+    scripted.assert_done()
+    assert "initiator-address ALL" in file_text(conf), "off means never restricted"
+    assert not [argv for argv in scripted.argvs if argv == unbind_all(1)]
+
+
+def test_turning_target_initiator_acl_on_restricts_exports_that_named_their_initiator(
+        tgt, conf, scripted, fake_tgtd) -> None:
+    exported_for(tgt, scripted, {"initiator": INITIATOR}, open_mode=True)
+    restricting = make_tgt(conf, scripted, fake_tgtd, acl=True)
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=("ALL", INITIATOR)))
+    scripted.expect(unbind_all(1))
+    restricting.ensure_export(VOLUME, DEV)
+    scripted.assert_done()
+    assert "address ALL" not in file_text(conf)
+
+
+@pytest.mark.parametrize(("address", "admits_any"), [("ALL", True), (NOBODY_ADDRESS, False)])
+def test_a_target_file_from_before_per_export_acls_keeps_what_it_admitted(
+        acl_tgt, scripted, conf, address, admits_any) -> None:
+    os.makedirs(conf.volume.target_files_dir, exist_ok=True)
+    with open(target_file(conf), "w") as handle:
+        handle.write(f"<target {IQN}>\n    backing-store {DEV}\n    driver iscsi\n"
+                     f"    incominguser {USER} {SECRET}\n    write-cache off\n"
+                     f"    initiator-address {address}\n</target>\n")
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(address,)))
+    acl_tgt.ensure_export(VOLUME, DEV)
+    scripted.assert_done()
+    assert ("initiator-address ALL" in file_text(conf)) is admits_any
+    assert file_text(conf).startswith("# volmgr-acl: ")
 
 
 # -- tgtadm: input checks and parsing --------------------------------------------------
@@ -537,7 +668,7 @@ def fake_rtslib() -> Any:
                     return existing
             tpg = super().__new__(cls)
             tpg.tag, tpg.luns, tpg.network_portals, tpg.node_acls = tag, [], [], []
-            tpg.attributes, tpg.enable = {}, False
+            tpg.attributes, tpg.enable, tpg.history = {}, False, []
             tpg.chap_userid = tpg.chap_password = ""
             target.tpgs.append(tpg)
             return tpg
@@ -547,6 +678,10 @@ def fake_rtslib() -> Any:
 
         def set_attribute(self, name: str, value: str) -> None:
             self.attributes[name] = value
+            self.history.append((name, value, bool(self.luns)))
+
+        def get_attribute(self, name: str) -> str:
+            return str(self.attributes.get(name, "0"))
 
     class LUN:
         def __init__(self, tpg: Any, lun: int, storage_object: Any) -> None:
@@ -612,33 +747,140 @@ def image(tmp_path) -> str:
     return str(path)
 
 
-def test_lio_create_export_builds_target_lun_portal_and_chap(conf, scripted, rtslib,
-                                                             image) -> None:
-    helper = LioAdm(conf, scripted)
-    update = helper.create_export(VolumeRef(VOL, 1), image)
-    _, user, secret = update["provider_auth"].split()
+def lio(conf, scripted, acl: bool = True) -> LioAdm:
+    conf.set_override("target_initiator_acl", acl, group="volume")
+    return LioAdm(conf, scripted)
+
+
+def only_tpg(rtslib: Any) -> Any:
     (target,) = rtslib.state["targets"]
     (tpg,) = target.tpgs
+    return tpg
+
+
+def demo_mode(tpg: Any) -> bool:
+    """Whether LIO admits initiators without a node ACL (generate_node_acls)."""
+    return tpg.get_attribute("generate_node_acls") == "1"
+
+
+def test_lio_create_export_builds_target_lun_and_portal_and_admits_nobody_yet(
+        conf, scripted, rtslib, image) -> None:
+    helper = lio(conf, scripted)
+    helper.create_export(VolumeRef(VOL, 1), image)
+    (target,) = rtslib.state["targets"]
+    tpg = only_tpg(rtslib)
     assert target.wwn == IQN and tpg.enable is True
     assert [(lun.lun, lun.storage_object.dev) for lun in tpg.luns] == [(0, image)]
     assert type(tpg.luns[0].storage_object).__name__ == "FileIOStorageObject"
     assert [(p.ip_address, p.port) for p in tpg.network_portals] == [("127.0.0.1", 3260)]
     assert tpg.attributes["authentication"] == "1"
-    assert (tpg.chap_userid, tpg.chap_password) == (user, secret)
+    assert not demo_mode(tpg) and tpg.node_acls == []
+    assert ("generate_node_acls", "0", False) in tpg.history, "closed before the LUN exists"
     assert rtslib.state["saves"], "the configuration is saved so it survives a reboot"
     assert scripted.calls == []
 
 
-def test_lio_exports_are_idempotent_and_ensure_export_rebuilds_a_lost_target(
+def test_lio_a_connector_naming_an_initiator_admits_only_it_with_chap(
         conf, scripted, rtslib, image) -> None:
-    helper = LioAdm(conf, scripted)
+    helper = lio(conf, scripted)
     volume = VolumeRef(VOL, 1, provider_auth=AUTH)
     helper.create_export(volume, image)
+    info = helper.initialize_connection(volume, image, {"initiator": INITIATOR})
+    assert info["data"]["target_lun"] == 0 and info["data"]["auth_username"] == USER
+    tpg = only_tpg(rtslib)
+    (acl,) = tpg.node_acls
+    assert (acl.node_wwn, acl.chap_userid, acl.chap_password) == (INITIATOR, USER, SECRET)
+    assert [m.mapped_lun for m in acl.mapped_luns] == [0]
+    assert not demo_mode(tpg) and ("generate_node_acls", "1") not in [
+        h[:2] for h in tpg.history], "demo mode was never on"
+    helper.terminate_connection(volume, {"initiator": INITIATOR})
+    assert tpg.node_acls == [] and not demo_mode(tpg)
+    helper.terminate_connection(volume, {"initiator": INITIATOR})  # already gone: fine
+
+
+def test_lio_a_connector_naming_no_initiator_admits_any_initiator_with_chap(
+        conf, scripted, rtslib, image) -> None:
+    helper = lio(conf, scripted)
+    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
     helper.create_export(volume, image)
-    assert len(rtslib.state["targets"]) == 1 and len(rtslib.state["targets"][0].tpgs[0].luns) == 1
+    helper.initialize_connection(volume, image, {"host": "compute1"})
+    tpg = only_tpg(rtslib)
+    assert demo_mode(tpg) and tpg.node_acls == []
+    assert (tpg.chap_userid, tpg.chap_password) == (USER, SECRET)
+    assert tpg.attributes["authentication"] == "1"
+    helper.terminate_connection(volume, {"host": "compute1"})
+    assert not demo_mode(tpg)
+
+
+def test_lio_with_target_initiator_acl_off_a_named_initiator_does_not_restrict(
+        conf, scripted, rtslib, image) -> None:
+    helper = lio(conf, scripted, acl=False)
+    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
+    helper.create_export(volume, image)
+    tpg = only_tpg(rtslib)
+    assert demo_mode(tpg) and (tpg.chap_userid, tpg.chap_password) == (USER, SECRET)
+    helper.initialize_connection(volume, image, {"initiator": INITIATOR})
+    assert demo_mode(tpg)
+    helper.terminate_connection(volume, {"initiator": INITIATOR})
+    helper.terminate_connection(volume, {})
+    assert demo_mode(tpg), "off means never restricted"
+
+
+def test_lio_ensure_export_rebuilds_a_lost_target_with_its_recorded_restriction(
+        conf, scripted, rtslib, image) -> None:
+    helper = lio(conf, scripted)
+    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
+    helper.create_export(volume, image)
+    helper.initialize_connection(volume, image, {"initiator": INITIATOR})
     rtslib.state["targets"].clear()
     helper.ensure_export(volume, image)
     assert helper.list_exported_volume_ids() == {VOL}
+    tpg = only_tpg(rtslib)
+    assert [acl.node_wwn for acl in tpg.node_acls] == [INITIATOR]
+    assert not demo_mode(tpg)
+    record = os.path.join(conf.volume.target_files_dir, "lio-acl", f"volume-{VOL}")
+    assert SECRET not in open(record).read(), "the record holds names, never the secret"
+    helper.remove_export(volume)
+    assert not os.path.exists(record)
+
+
+def test_lio_ensure_export_rebuilds_a_lost_any_initiator_export_as_such(
+        conf, scripted, rtslib, image) -> None:
+    helper = lio(conf, scripted)
+    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
+    helper.create_export(volume, image)
+    helper.initialize_connection(volume, image, {})
+    rtslib.state["targets"].clear()
+    helper.ensure_export(volume, image)
+    assert demo_mode(only_tpg(rtslib))
+
+
+def test_lio_ensure_export_removes_node_acls_nobody_asked_for(conf, scripted, rtslib,
+                                                              image) -> None:
+    helper = lio(conf, scripted)
+    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
+    helper.create_export(volume, image)
+    helper.initialize_connection(volume, image, {"initiator": INITIATOR})
+    rtslib.NodeACL(only_tpg(rtslib), "iqn.2024-01.org.volmgr:other")
+    helper.ensure_export(volume, image)
+    assert [acl.node_wwn for acl in only_tpg(rtslib).node_acls] == [INITIATOR]
+
+
+def test_lio_a_target_exported_before_acl_records_keeps_what_it_admitted(
+        conf, scripted, rtslib, image) -> None:
+    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
+    lio(conf, scripted, acl=False).create_export(volume, image)  # demo mode, no record
+    helper = lio(conf, scripted)
+    helper.ensure_export(volume, image)
+    assert demo_mode(only_tpg(rtslib))
+
+
+def test_lio_exports_are_idempotent(conf, scripted, rtslib, image) -> None:
+    helper = lio(conf, scripted)
+    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
+    helper.create_export(volume, image)
+    helper.create_export(volume, image)
+    assert len(rtslib.state["targets"]) == 1 and len(only_tpg(rtslib).luns) == 1
 
 
 def test_lio_remove_export_deletes_target_and_backstore_and_tolerates_gone(
@@ -649,24 +891,6 @@ def test_lio_remove_export_deletes_target_and_backstore_and_tolerates_gone(
     helper.remove_export(volume)
     helper.remove_export(volume)
     assert rtslib.state["targets"] == [] and rtslib.state["storage_objects"] == []
-
-
-def test_lio_initiator_acl_maps_the_lun_with_chap_for_that_initiator(conf, scripted, rtslib,
-                                                                    image) -> None:
-    conf.set_override("target_initiator_acl", True, group="volume")
-    helper = LioAdm(conf, scripted)
-    volume = VolumeRef(VOL, 1, provider_auth=AUTH)
-    helper.create_export(volume, image)
-    info = helper.initialize_connection(volume, image, {"initiator": INITIATOR})
-    assert info["data"]["target_lun"] == 0 and info["data"]["auth_username"] == \
-        "user0123456789abcdef"
-    (acl,) = rtslib.state["targets"][0].tpgs[0].node_acls
-    assert (acl.node_wwn, acl.chap_userid, acl.chap_password) == (
-        INITIATOR, "user0123456789abcdef", "Secret0123456789")
-    assert [m.mapped_lun for m in acl.mapped_luns] == [0]
-    assert rtslib.state["targets"][0].tpgs[0].attributes.get("generate_node_acls") is None
-    helper.terminate_connection(volume, {"initiator": INITIATOR})
-    assert rtslib.state["targets"][0].tpgs[0].node_acls == []
 
 
 def test_lio_errors_become_target_errors(conf, scripted, rtslib, image) -> None:

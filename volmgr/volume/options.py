@@ -31,10 +31,12 @@ volume_opts = [
                help="Directory of the persistent tgt target files (one per exported "
                "volume, mode 0600: they hold the CHAP secret); ensure_export re-creates "
                "targets from them after tgtd or the host restarts."),
-    cfg.BoolOpt("target_initiator_acl", default=False,
-                help="When true, a target admits only the initiators named by "
-                "initialize_connection (plus CHAP); when false any initiator holding the "
-                "volume's CHAP credentials may log in."),
+    cfg.BoolOpt("target_initiator_acl", default=True,
+                help="When true, an export whose attach connector names an initiator "
+                "admits only that initiator (plus CHAP); a connector naming none admits "
+                "any initiator holding the volume's CHAP credentials. When false, every "
+                "export admits any initiator holding the volume's CHAP credentials, "
+                "whatever the connector names."),
     cfg.IntOpt("report_interval", default=10, min=1,
                help="Seconds between heartbeats (with capacity) to the services table."),
     cfg.IntOpt("recovery_interval", default=60, min=1,

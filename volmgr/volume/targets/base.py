@@ -56,14 +56,22 @@ def safe_path(path: str) -> str:
     return path
 
 
+def is_iscsi_name(value: object) -> bool:
+    return isinstance(value, str) and _INITIATOR_RE.match(value) is not None
+
+
 def valid_initiator(connector: dict[str, Any]) -> str | None:
-    """The connector's initiator IQN, validated; None when it names none."""
+    """The connector's initiator IQN, validated; None when it names none.
+
+    A named initiator is the only one the export then admits (with
+    ``target_initiator_acl``); naming none admits any initiator holding the CHAP secret.
+    """
     initiator = connector.get("initiator")
     if initiator in (None, ""):
         return None
-    if not isinstance(initiator, str) or not _INITIATOR_RE.match(initiator):
+    if not is_iscsi_name(initiator):
         raise exception.InvalidInput(reason="connector initiator is not an iSCSI name")
-    return initiator
+    return str(initiator)
 
 
 class Chap:

@@ -6,9 +6,10 @@ which tgt's boot-time ``tgt-admin -e`` reads (etc/tgt/volmgr.conf), and from whi
 step, so that: the CHAP secret never reaches an argv (accounts are created over tgtd's
 socket, see ``tgt_socket``; tgt-admin would run ``tgtadm --password`` through a shell);
 CHAP is bound before the LUN exists; and the initiator ACL is bound last, so no moment
-exists in which an unauthenticated or (with ``target_initiator_acl``) an unnamed initiator
-is admitted. Mutations are serialised by a file lock because target ids are picked by
-reading tgtd's state. Nothing here may log a secret.
+exists in which an unauthenticated initiator, or (on a target restricted to the
+connectors' initiators) an unnamed one, is admitted. The target file is also the record of
+what each export admits. Mutations are serialised by a file lock because target ids are
+picked by reading tgtd's state. Nothing here may log a secret.
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ _TARGET_EXISTS = "this target already exists"
 # SCSI caching mode page with WCE cleared: what tgt-admin's "write-cache off" sets.
 _WRITE_CACHE_OFF = ("mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14"
                     ":0:0:0:0:0:0")
-# In ACL mode the target file names this address so that tgt-admin (at boot) does not
+# A restricted target's file names this address so that tgt-admin (at boot) does not
 # bind its implicit "ALL": no TCP peer has the address 0.0.0.0, so it admits nobody and
 # only the initiator-name entries let initiators in.
 NOBODY_ADDRESS = "0.0.0.0/32"
+# First line of a target file: whether a connector without an initiator was admitted
+# (tgt-admin's parser drops '#' comments). Files without it predate per-export ACLs.
+_MARK = "# volmgr-acl:"
+_MARK_ANY, _MARK_NAMED = "any-initiator", "named-initiators"
 
 
 @dataclasses.dataclass
@@ -59,13 +64,17 @@ class _LiveTarget:
 
 @dataclasses.dataclass
 class _TargetFile:
+    """One export: its backing, CHAP, and what the connectors asked to admit."""
+
     device_path: str
     chap: base.Chap
     initiators: list[str]
+    #: a connector that named no initiator was admitted (any initiator, with CHAP)
+    any_initiator: bool = False
 
 
 class TgtAdm(base.TargetHelper):
-    """One tgtd target per volume, LUN 1, per-volume CHAP, optional initiator ACL."""
+    """One tgtd target per volume, LUN 1, per-volume CHAP, per-export initiator ACL."""
 
     lun = 1
 
@@ -86,7 +95,8 @@ class TgtAdm(base.TargetHelper):
             chap = (base.Chap.parse(volume.provider_auth)
                     or (existing.chap if existing else None) or base.Chap.generate())
             target = _TargetFile(base.safe_path(device_path), chap,
-                                 existing.initiators if existing else [])
+                                 existing.initiators if existing else [],
+                                 existing.any_initiator if existing else False)
             self._write_file(volume.id, target)
             self._apply(volume.id, target)
         return {"provider_location": self.provider_location(volume.id),
@@ -100,8 +110,11 @@ class TgtAdm(base.TargetHelper):
             if chap is None:
                 raise exception.TargetError(
                     reason=f"volume {volume.id} was never exported (no CHAP credentials)")
+            # What the file records is restored exactly; without a file a restricting
+            # helper admits nobody until initialize_connection names who may log in.
             target = _TargetFile(base.safe_path(device_path), chap,
-                                 existing.initiators if existing else [])
+                                 existing.initiators if existing else [],
+                                 existing.any_initiator if existing else False)
             self._write_file(volume.id, target)
             self._apply(volume.id, target)
 
@@ -122,6 +135,7 @@ class TgtAdm(base.TargetHelper):
 
     def initialize_connection(self, volume: VolumeRef, device_path: str,
                               connector: dict[str, Any]) -> dict[str, Any]:
+        """Admit the connector's initiator only or, naming none, any initiator; CHAP always."""
         initiator = base.valid_initiator(connector)
         with self._lock():
             existing = self._read_file(volume.id)
@@ -131,32 +145,35 @@ class TgtAdm(base.TargetHelper):
                 raise exception.TargetError(
                     reason=f"volume {volume.id} is not exported; create_export first")
             existing.chap = chap
-            if self.use_acl:
-                if initiator is None:
-                    raise exception.InvalidInput(
-                        reason="target_initiator_acl is on: the connector must name its "
-                        "initiator")
-                if initiator not in existing.initiators:
-                    existing.initiators.append(initiator)
-                    self._write_file(volume.id, existing)
-            # A target rebuilt here already admits every initiator the file names.
+            # The record follows the connectors whatever the mode, so switching
+            # target_initiator_acl on later restricts exports that named their initiator.
+            if initiator is None:
+                existing.any_initiator = True
+            elif initiator not in existing.initiators:
+                existing.initiators.append(initiator)
+            self._write_file(volume.id, existing)
             self._apply(volume.id, existing)
         return self.iscsi_connection_info(
             dataclasses.replace(volume, provider_auth=chap.provider_auth()))
 
     def terminate_connection(self, volume: VolumeRef, connector: dict[str, Any]) -> None:
+        """Withdraw the connector's initiator (or, naming none, the any-initiator entry)."""
         initiator = base.valid_initiator(connector)
-        if not self.use_acl or initiator is None:
-            return
         with self._lock():
             existing = self._read_file(volume.id)
-            if existing is not None and initiator in existing.initiators:
-                existing.initiators.remove(initiator)
+            if existing is not None:
+                if initiator is None:
+                    existing.any_initiator = False
+                elif initiator in existing.initiators:
+                    existing.initiators.remove(initiator)
                 self._write_file(volume.id, existing)
             live = self._live_targets().get(self.iqn(volume.id))
-            if live is not None:
-                self._tgtadm("--op", "unbind", "--mode", "target", "--tid", str(live.tid),
-                             "--initiator-name", initiator, tolerate_gone=True)
+            if live is None:
+                return
+            if existing is not None:
+                self._reconcile_acl(live, existing)
+            elif initiator is not None:
+                self._unbind(live.tid, initiator)
 
     def list_exported_volume_ids(self) -> set[str]:
         ids = set()
@@ -177,7 +194,7 @@ class TgtAdm(base.TargetHelper):
         live = self._live_targets().get(iqn)
         if (live is not None and self.lun in live.luns
                 and target.chap.username in live.accounts):
-            self._reconcile_acl(live, target.initiators)
+            self._reconcile_acl(live, target)
             return
         if live is not None:
             # A target without its LUN or its account is the remains of a failed export
@@ -197,10 +214,9 @@ class TgtAdm(base.TargetHelper):
                          "--lun", str(self.lun), "-b", target.device_path)
             self._tgtadm("--op", "update", "--mode", "logicalunit", "--tid", str(tid),
                          "--lun", str(self.lun), "--params", _WRITE_CACHE_OFF)
-            if self.use_acl:
-                for name in target.initiators:
-                    self._bind_initiator(tid, name)
-            else:
+            for name in target.initiators:
+                self._bind_initiator(tid, name)
+            if self._admits_any(target):
                 self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid),
                              "-I", "ALL")
         except (exception.TargetError, exception.ProcessExecutionError) as error:
@@ -256,20 +272,32 @@ class TgtAdm(base.TargetHelper):
         self._tgtadm("--op", "new", "--mode", "account", "--user", chap.username,
                      "--password", chap.secret, secrets=[chap.secret])
 
-    def _reconcile_acl(self, live: _LiveTarget, initiators: Sequence[str]) -> None:
-        if not self.use_acl:
-            if not live.acl:
-                self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(live.tid),
-                             "-I", "ALL")
-            return
-        for name in initiators:
+    def _admits_any(self, target: _TargetFile) -> bool:
+        return target.any_initiator or not self.use_acl
+
+    def _reconcile_acl(self, live: _LiveTarget, target: _TargetFile) -> None:
+        """Make the live ACL exactly what ``target`` admits: binds first (an admitted
+        initiator never loses access), then unbinds whatever else is there (an ALL or an
+        address bound by tgt-admin from an older file, or by an operator)."""
+        wanted = set(target.initiators)
+        for name in target.initiators:
             if name not in live.acl:
                 self._bind_initiator(live.tid, name)
-        if "ALL" in live.acl:
-            # Bound by something other than this helper (tgt-admin with an old file, an
-            # operator): in ACL mode only named initiators may log in.
-            self._tgtadm("--op", "unbind", "--mode", "target", "--tid", str(live.tid),
-                         "-I", "ALL", tolerate_gone=True)
+        if self._admits_any(target):
+            wanted.add("ALL")
+            if "ALL" not in live.acl:
+                self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(live.tid),
+                             "-I", "ALL")
+        for entry in sorted(live.acl - wanted - {NOBODY_ADDRESS}):
+            self._unbind(live.tid, entry)
+
+    def _unbind(self, tid: int, entry: str) -> None:
+        if base.is_iscsi_name(entry):
+            self._tgtadm("--op", "unbind", "--mode", "target", "--tid", str(tid),
+                         "--initiator-name", entry, tolerate_gone=True)
+        else:
+            self._tgtadm("--op", "unbind", "--mode", "target", "--tid", str(tid),
+                         "-I", entry, tolerate_gone=True)
 
     def _bind_initiator(self, tid: int, name: str) -> None:
         result = self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid),
@@ -346,16 +374,19 @@ class TgtAdm(base.TargetHelper):
 
     def _write_file(self, volume_id: str, target: _TargetFile) -> None:
         """The file tgt-admin reads at boot; it describes the same target _build makes."""
-        lines = [f"<target {self.iqn(volume_id)}>",
+        lines = [f"{_MARK} {_MARK_ANY if target.any_initiator else _MARK_NAMED}",
+                 f"<target {self.iqn(volume_id)}>",
                  f"    backing-store {target.device_path}",
                  f"    driver {self.lld}",
                  f"    incominguser {target.chap.username} {target.chap.secret}",
                  "    write-cache off"]
-        if self.use_acl:
-            lines.append(f"    initiator-address {NOBODY_ADDRESS}")
-            lines += [f"    initiator-name {name}" for name in target.initiators]
-        else:
+        # tgt-admin binds ALL when a target names no initiator-address: a restricted
+        # target names one nobody has, so nothing but its initiator-name entries admits.
+        if self._admits_any(target):
             lines.append("    initiator-address ALL")
+        else:
+            lines.append(f"    initiator-address {NOBODY_ADDRESS}")
+        lines += [f"    initiator-name {name}" for name in target.initiators]
         lines.append("</target>")
         path = self._file_path(volume_id)
         temporary = path + ".tmp"
@@ -373,9 +404,15 @@ class TgtAdm(base.TargetHelper):
         except FileNotFoundError:
             return None
         device_path, chap, initiators = "", None, []
+        marked: bool | None = None
+        address_all = False
         for line in text.splitlines():
             words = line.split()
-            if len(words) == 2 and words[0] == "backing-store":
+            if line.startswith(_MARK):
+                marked = line.removeprefix(_MARK).strip() == _MARK_ANY
+            elif words == ["initiator-address", "ALL"]:
+                address_all = True
+            elif len(words) == 2 and words[0] == "backing-store":
                 device_path = words[1]
             elif len(words) == 3 and words[0] == "incominguser":
                 chap = base.Chap(words[1], words[2])
@@ -385,7 +422,10 @@ class TgtAdm(base.TargetHelper):
             LOG.warning("target file of volume %s has no CHAP account; rewriting it",
                         volume_id)
             return None
-        return _TargetFile(device_path, chap, initiators)
+        # An unmarked file predates per-export ACLs: it admitted any initiator exactly
+        # when it named ALL, and keeps doing so until its connection is terminated.
+        any_initiator = address_all if marked is None else marked
+        return _TargetFile(device_path, chap, initiators, any_initiator)
 
 
 def _reason(error: exception.VolmgrError) -> str:
