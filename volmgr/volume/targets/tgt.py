@@ -28,7 +28,7 @@ from oslo_config import cfg
 from volmgr import exception
 from volmgr.volume.driver import VolumeRef
 from volmgr.volume.executor import CommandResult, Executor
-from volmgr.volume.targets import base, tgt_socket
+from volmgr.volume.targets import base, tgt_files, tgt_socket
 
 LOG = logging.getLogger(__name__)
 
@@ -44,14 +44,9 @@ _TARGET_EXISTS = "this target already exists"
 # SCSI caching mode page with WCE cleared: what tgt-admin's "write-cache off" sets.
 _WRITE_CACHE_OFF = ("mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14"
                     ":0:0:0:0:0:0")
-# A restricted target's file names this address so that tgt-admin (at boot) does not
-# bind its implicit "ALL": no TCP peer has the address 0.0.0.0, so it admits nobody and
-# only the initiator-name entries let initiators in.
-NOBODY_ADDRESS = "0.0.0.0/32"
-# First line of a target file: whether a connector without an initiator was admitted
-# (tgt-admin's parser drops '#' comments). Files without it predate per-export ACLs.
-_MARK = "# volmgr-acl:"
-_MARK_ANY, _MARK_NAMED = "any-initiator", "named-initiators"
+# Re-exported: tests and tools name them through this module.
+NOBODY_ADDRESS = tgt_files.NOBODY_ADDRESS
+_TargetFile = tgt_files.TargetFile
 
 
 @dataclasses.dataclass
@@ -60,17 +55,6 @@ class _LiveTarget:
     luns: set[int]
     accounts: set[str] = dataclasses.field(default_factory=set)
     acl: set[str] = dataclasses.field(default_factory=set)
-
-
-@dataclasses.dataclass
-class _TargetFile:
-    """One export: its backing, CHAP, and what the connectors asked to admit."""
-
-    device_path: str
-    chap: base.Chap
-    initiators: list[str]
-    #: a connector that named no initiator was admitted (any initiator, with CHAP)
-    any_initiator: bool = False
 
 
 class TgtAdm(base.TargetHelper):
@@ -374,25 +358,13 @@ class TgtAdm(base.TargetHelper):
 
     def _write_file(self, volume_id: str, target: _TargetFile) -> None:
         """The file tgt-admin reads at boot; it describes the same target _build makes."""
-        lines = [f"{_MARK} {_MARK_ANY if target.any_initiator else _MARK_NAMED}",
-                 f"<target {self.iqn(volume_id)}>",
-                 f"    backing-store {target.device_path}",
-                 f"    driver {self.lld}",
-                 f"    incominguser {target.chap.username} {target.chap.secret}",
-                 "    write-cache off"]
-        # tgt-admin binds ALL when a target names no initiator-address: a restricted
-        # target names one nobody has, so nothing but its initiator-name entries admits.
-        if self._admits_any(target):
-            lines.append("    initiator-address ALL")
-        else:
-            lines.append(f"    initiator-address {NOBODY_ADDRESS}")
-        lines += [f"    initiator-name {name}" for name in target.initiators]
-        lines.append("</target>")
+        text = tgt_files.render(self.iqn(volume_id), self.lld, target,
+                                self._admits_any(target))
         path = self._file_path(volume_id)
         temporary = path + ".tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write("\n".join(lines) + "\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -400,32 +372,13 @@ class TgtAdm(base.TargetHelper):
     def _read_file(self, volume_id: str) -> _TargetFile | None:
         try:
             with open(self._file_path(volume_id)) as handle:
-                text = handle.read()
+                target = tgt_files.parse(handle.read())
         except FileNotFoundError:
             return None
-        device_path, chap, initiators = "", None, []
-        marked: bool | None = None
-        address_all = False
-        for line in text.splitlines():
-            words = line.split()
-            if line.startswith(_MARK):
-                marked = line.removeprefix(_MARK).strip() == _MARK_ANY
-            elif words == ["initiator-address", "ALL"]:
-                address_all = True
-            elif len(words) == 2 and words[0] == "backing-store":
-                device_path = words[1]
-            elif len(words) == 3 and words[0] == "incominguser":
-                chap = base.Chap(words[1], words[2])
-            elif len(words) == 2 and words[0] == "initiator-name":
-                initiators.append(words[1])
-        if chap is None:
+        if target is None:
             LOG.warning("target file of volume %s has no CHAP account; rewriting it",
                         volume_id)
-            return None
-        # An unmarked file predates per-export ACLs: it admitted any initiator exactly
-        # when it named ALL, and keeps doing so until its connection is terminated.
-        any_initiator = address_all if marked is None else marked
-        return _TargetFile(device_path, chap, initiators, any_initiator)
+        return target
 
 
 def _reason(error: exception.VolmgrError) -> str:
