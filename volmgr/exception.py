@@ -153,6 +153,13 @@ class VolumeHasSnapshots(Conflict):
     message = "Volume %(volume_id)s still has snapshots; delete them first."
 
 
+class SnapshotInUse(Conflict):
+    """Raised when deleting a snapshot that a volume is still being created from."""
+
+    message = ("Snapshot %(snapshot_id)s is the source of a volume still being created; "
+               "delete it once that volume is available.")
+
+
 class VolumeIsAttached(Conflict):
     """Raised when deleting or re-attaching a volume that has an attachment."""
 

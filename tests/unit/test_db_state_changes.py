@@ -219,3 +219,40 @@ def test_a_failed_extend_can_be_retried(db: Database) -> None:
     assert (retried.status, retried.target_size, retried.status_reason) == (
         states.EXTENDING, 3, None)
     assert db.quota_usage("p1")["gigabytes"] == 3
+
+
+def test_attach_completes_both_rows_or_neither(db: Database) -> None:
+    volume = _volume(db)
+    db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})
+    attachment = db.attachment_begin(volume.id, server_id="s1", device=None)
+    db.attachment_update(attachment.id, {"attach_status": states.ATTACH_DETACHING})
+    assert not db.attach_complete(volume.id, attachment.id, {"driver_volume_type": "iscsi"})
+    assert db.volume_get(volume.id).status == states.ATTACHING
+
+
+def test_force_delete_of_an_extending_volume_gives_all_its_gigabytes_back(db: Database) -> None:
+    volume = _volume(db, size=1)
+    db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})
+    db.volume_begin_extend(volume.id, 5)
+    db.volume_force_delete_begin(volume.id)
+    assert db.volume_destroy(volume.id)
+    assert db.quota_usage("p1") == {"volumes": 0, "gigabytes": 0}
+
+
+def test_resetting_a_stuck_extend_gives_its_reservation_back(db: Database) -> None:
+    volume = _volume(db, size=1)
+    db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})
+    db.volume_begin_extend(volume.id, 5)
+    assert db.volume_reset_state(volume.id, states.EXTENDING, states.AVAILABLE, "reset")
+    reset = db.volume_get(volume.id)
+    assert (reset.status, reset.size, reset.target_size) == (states.AVAILABLE, 1, None)
+    assert db.quota_usage("p1")["gigabytes"] == 1
+
+
+def test_a_volume_from_a_snapshot_being_deleted_is_refused(db: Database) -> None:
+    volume = _volume(db, size=1)
+    db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})
+    snapshot = db.snapshot_create(volume.id, project_id="p1", user_id="u1")
+    db.snapshot_transition(snapshot.id, [states.SNAP_CREATING], {"status": states.SNAP_DELETING})
+    with pytest.raises(exception.SnapshotStatusConflict, match="deleting"):
+        db.volume_create(project_id="p1", user_id="u1", size=1, snapshot_id=snapshot.id)

@@ -29,6 +29,10 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 PUBLIC_PATHS = ("/", "/v3", "/healthcheck", "/openapi.json")
 
 
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def is_public(path: str) -> bool:
     return (path.rstrip("/") or "/") in PUBLIC_PATHS
 
@@ -96,10 +100,13 @@ class ApiApplication:
     def _fault(self, http: webob.Request, path: str, route: wsgi.Route | None, fmt: str,
                status: int, name: str, message: str,
                request_id: str | None) -> webob.Response:
+        # The path is the caller's text, percent-decoded: escape control characters so a
+        # URL cannot write a line of its own into the log.
+        logged = (_printable(http.method), _printable(path), status, _printable(message))
         if status >= 500:
-            LOG.error("%s %s answered %d: %s", http.method, path, status, message)
+            LOG.error("%s %s answered %d: %s", *logged)
         else:
-            LOG.info("%s %s answered %d: %s", http.method, path, status, message)
+            LOG.info("%s %s answered %d: %s", *logged)
         headers = {"x-openstack-request-id": request_id} if request_id else {}
         if status == 401 and self.conf.auth_strategy != "keystone":
             # Under keystone, auth_token adds the header naming the real Identity URI

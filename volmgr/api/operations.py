@@ -229,7 +229,7 @@ class Operations:
         self.db.snapshot_transition_or_raise(
             snapshot_id, states.SNAP_CAN_DELETE_FROM,
             {"status": states.SNAP_DELETING, "status_reason": None, "recovery_attempts": 0},
-            project_id=scope(ctx))
+            project_id=scope(ctx), no_volume_being_made=True)
         host = snapshot.host
         if host is None:  # pragma: no cover - snapshots inherit their volume's host
             self.db.snapshot_destroy(snapshot_id)

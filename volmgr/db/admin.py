@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from volmgr import exception, states
 from volmgr.db import models
 from volmgr.db.core import DatabaseCore, conditional_update
-from volmgr.db.volumes import get_volume
+from volmgr.db.volumes import get_volume, lock_volume, release_extend_reservation
 
 _attachments = models.table(models.VolumeAttachment)
 
@@ -64,6 +64,7 @@ class AdminQueries(DatabaseCore):
         one transaction. Refuses (VolumeHasSnapshots) while live snapshots depend on it,
         because the backend could not remove the volume anyway."""
         def work(session: Session) -> models.Volume:
+            lock_volume(session, volume_id)
             volume = get_volume(session, volume_id)
             has_snapshots = session.execute(sa.select(sa.func.count()).select_from(
                 models.Snapshot).where(models.Snapshot.volume_id == volume_id,
@@ -76,9 +77,27 @@ class AdminQueries(DatabaseCore):
                 _attachments.c.deleted == sa.false(),
             ).values(attach_status=states.ATTACH_DETACHED, detached_at=now,
                      deleted=True, deleted_at=now, updated_at=now))
+            release_extend_reservation(session, volume)
             conditional_update(session, models.Volume, volume_id,
                                {"status": states.DELETING, "status_reason": reason,
                                 "recovery_attempts": 0, "target_size": None})
             session.expire(volume)
             return get_volume(session, volume_id)
+        return self.run(work)
+
+    def volume_reset_state(self, volume_id: str, from_status: str, to_status: str,
+                           reason: str) -> bool:
+        """The operator's override: ``from_status`` → ``to_status`` with a reason, if the
+        row has not moved meanwhile. Leaving ``extending`` gives back what the extend
+        reserved, so quota does not leak."""
+        def work(session: Session) -> bool:
+            lock_volume(session, volume_id)
+            volume = get_volume(session, volume_id)
+            won = conditional_update(session, models.Volume, volume_id,
+                                     {"status": to_status, "status_reason": reason,
+                                      "recovery_attempts": 0, "target_size": None},
+                                     expected_status=(from_status,))
+            if won and to_status != states.EXTENDING:
+                release_extend_reservation(session, volume)
+            return won
         return self.run(work)

@@ -31,6 +31,10 @@ def _get(session: Session, attachment_id: str) -> models.VolumeAttachment:
     return row
 
 
+class _AttachmentMoved(Exception):
+    """The attachment left ``attaching`` while its volume did not: roll back."""
+
+
 class AttachmentQueries(DatabaseCore):
     """Attach and detach bookkeeping."""
 
@@ -94,13 +98,20 @@ class AttachmentQueries(DatabaseCore):
                                       {"status": states.IN_USE, "status_reason": None},
                                       expected_status=(states.ATTACHING,)):
                 return False
-            return conditional_update(
-                session, models.VolumeAttachment, attachment_id,
-                {"attach_status": states.ATTACH_ATTACHED,
-                 "connection_info": dict(connection_info),
-                 "attached_at": models.utcnow()},
-                expected_status=(states.ATTACH_ATTACHING,), status_column="attach_status")
-        return self.run(work)
+            if not conditional_update(
+                    session, models.VolumeAttachment, attachment_id,
+                    {"attach_status": states.ATTACH_ATTACHED,
+                     "connection_info": dict(connection_info),
+                     "attached_at": models.utcnow()},
+                    expected_status=(states.ATTACH_ATTACHING,),
+                    status_column="attach_status"):
+                # Never an in-use volume without its attachment: undo the first UPDATE.
+                raise _AttachmentMoved()
+            return True
+        try:
+            return self.run(work)
+        except _AttachmentMoved:
+            return False
 
     def attach_failed(self, volume_id: str, attachment_id: str, reason: str) -> bool:
         """attaching → error_attaching; the failed attachment is closed so a retry or a

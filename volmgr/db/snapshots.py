@@ -16,6 +16,7 @@ from volmgr.db.core import DatabaseCore, conditional_update, list_live
 from volmgr.db.volumes import get_volume
 
 _snapshots = models.table(models.Snapshot)
+_volumes = models.table(models.Volume)
 
 
 def get_snapshot(session: Session, snapshot_id: str,
@@ -85,14 +86,31 @@ class SnapshotQueries(DatabaseCore):
 
     def snapshot_transition_or_raise(self, snapshot_id: str, expected: Sequence[str],
                                      values: Mapping[str, Any], *,
-                                     project_id: str | None = None) -> None:
+                                     project_id: str | None = None,
+                                     no_volume_being_made: bool = False) -> None:
+        """Guarded snapshot transition; a Conflict naming the current status when lost.
+        ``no_volume_being_made`` also refuses while a volume is being created from the
+        snapshot (its data would be read while the snapshot is removed)."""
         def work(session: Session) -> None:
+            where: tuple[sa.ColumnElement[bool], ...] = ()
+            if no_volume_being_made:
+                # Lock first, so the guard below sees a volume inserted by a create that
+                # held the snapshot until it committed (see volumes._hold_snapshot_source).
+                session.execute(sa.select(_snapshots.c.id)
+                                .where(_snapshots.c.id == snapshot_id).with_for_update())
+                where = (~sa.exists().where(
+                    _volumes.c.snapshot_id == _snapshots.c.id,
+                    _volumes.c.status == states.CREATING,
+                    _volumes.c.deleted == sa.false()),)
             snapshot = get_snapshot(session, snapshot_id, project_id)
-            if not conditional_update(session, models.Snapshot, snapshot_id, values,
-                                      expected_status=tuple(expected)):
+            if conditional_update(session, models.Snapshot, snapshot_id, values,
+                                  expected_status=tuple(expected), where=where):
+                return
+            if snapshot.status not in expected:
                 raise exception.SnapshotStatusConflict(
                     snapshot_id=snapshot_id, status=snapshot.status,
                     expected=", ".join(expected))
+            raise exception.SnapshotInUse(snapshot_id=snapshot_id)
         self.run(work)
 
     def snapshot_destroy(self, snapshot_id: str,

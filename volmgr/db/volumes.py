@@ -29,6 +29,27 @@ def no_live_snapshots() -> sa.ColumnElement[bool]:
                               _snapshots.c.deleted == sa.false())
 
 
+def lock_volume(session: Session, volume_id: str) -> None:
+    """Take the volume row's write lock before reading what a guard depends on.
+
+    Under READ COMMITTED a blocked ``UPDATE ... WHERE NOT EXISTS (...)`` re-checks only
+    its own row once the lock frees, with the subquery still seeing the old data; locking
+    first and then running the guarded statement gives that statement a fresh view.
+    (SQLite serializes writers with BEGIN IMMEDIATE and needs no row lock.)
+    """
+    session.execute(sa.select(_volumes.c.id).where(_volumes.c.id == volume_id)
+                    .with_for_update())
+
+
+def release_extend_reservation(session: Session, volume: models.Volume) -> None:
+    """Give back the GiB an unfinished extend reserved (``target_size - size``); every
+    way out of ``extending`` other than success goes through here."""
+    if volume.status == states.EXTENDING and volume.target_size \
+            and volume.target_size > volume.size:
+        quota.release(session, volume.project_id,
+                      {quota.GIGABYTES: volume.target_size - volume.size})
+
+
 def get_volume(session: Session, volume_id: str, project_id: str | None = None) -> models.Volume:
     query = sa.select(models.Volume).where(models.Volume.id == volume_id,
                                            models.Volume.deleted == sa.false())
@@ -44,6 +65,8 @@ def transition_or_raise(session: Session, volume_id: str, expected: Sequence[str
                         values: Mapping[str, Any], *, project_id: str | None = None,
                         where: tuple[sa.ColumnElement[bool], ...] = ()) -> None:
     """Guarded transition that raises a Conflict naming the current status when lost."""
+    if where:
+        lock_volume(session, volume_id)
     conditions = list(where)
     if project_id is not None:
         conditions.append(_volumes.c.project_id == project_id)
@@ -57,6 +80,23 @@ def transition_or_raise(session: Session, volume_id: str, expected: Sequence[str
     if volume.attachments:
         raise exception.VolumeIsAttached(volume_id=volume_id)
     raise exception.VolumeHasSnapshots(volume_id=volume_id)
+
+
+def _hold_snapshot_source(session: Session, snapshot_id: str) -> None:
+    """Lock the source snapshot and check it is available, in the transaction that
+    inserts the volume made from it; a snapshot delete then waits for us, and sees the
+    new volume (snapshot_no_volume_being_made guard)."""
+    snapshots = models.table(models.Snapshot)
+    result = session.execute(sa.update(snapshots).where(
+        snapshots.c.id == snapshot_id, snapshots.c.deleted == sa.false(),
+        snapshots.c.status == states.SNAP_AVAILABLE).values(updated_at=models.utcnow()))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        status = session.execute(sa.select(snapshots.c.status).where(
+            snapshots.c.id == snapshot_id, snapshots.c.deleted == sa.false())).scalar()
+        if status is None:
+            raise exception.SnapshotNotFound(snapshot_id=snapshot_id)
+        raise exception.SnapshotStatusConflict(snapshot_id=snapshot_id, status=status,
+                                               expected=states.SNAP_AVAILABLE)
 
 
 def stale(status_changed_at: datetime.datetime | None, older_than: datetime.datetime) -> bool:
@@ -81,6 +121,8 @@ class VolumeQueries(DatabaseCore):
         nothing. ``hold_quota=False`` (a volume born in ``error``, e.g. no host could
         take it) checks the limits the same way but keeps nothing reserved."""
         def work(session: Session) -> models.Volume:
+            if snapshot_id is not None:
+                _hold_snapshot_source(session, snapshot_id)
             deltas = {quota.VOLUMES: 1, quota.GIGABYTES: size}
             quota.reserve(session, self.quota_limits, project_id, deltas)
             if not hold_quota:
@@ -120,8 +162,13 @@ class VolumeQueries(DatabaseCore):
         """One guarded UPDATE; True when this caller won. See ``volume_transition_or_raise``
         for the variant that explains a loss."""
         where = self._guards(no_attachments, no_snapshots, project_id)
-        return self.run(lambda s: conditional_update(
-            s, models.Volume, volume_id, values, expected_status=tuple(expected), where=where))
+
+        def work(session: Session) -> bool:
+            if no_attachments or no_snapshots:
+                lock_volume(session, volume_id)
+            return conditional_update(session, models.Volume, volume_id, values,
+                                      expected_status=tuple(expected), where=where)
+        return self.run(work)
 
     def volume_transition_or_raise(self, volume_id: str, expected: Sequence[str],
                                    values: Mapping[str, Any], *,
@@ -153,6 +200,9 @@ class VolumeQueries(DatabaseCore):
                             project_id: str | None = None) -> models.Volume:
         """Reserve the extra GiB and move available → extending in one transaction."""
         def work(session: Session) -> models.Volume:
+            # Read the size under the row lock: a concurrent extend finishing between the
+            # read and the guarded UPDATE would otherwise be measured against a stale size.
+            lock_volume(session, volume_id)
             volume = get_volume(session, volume_id, project_id)
             if new_size <= volume.size:
                 raise exception.InvalidInput(
@@ -179,15 +229,15 @@ class VolumeQueries(DatabaseCore):
     def volume_fail_extend(self, volume_id: str, reason: str) -> bool:
         """extending → error_extending, giving the reserved GiB back."""
         def work(session: Session) -> bool:
+            lock_volume(session, volume_id)
             volume = get_volume(session, volume_id)
             won = conditional_update(
                 session, models.Volume, volume_id,
                 {"status": states.ERROR_EXTENDING, "status_reason": reason,
                  "target_size": None},
                 expected_status=(states.EXTENDING,))
-            if won and volume.target_size:
-                quota.release(session, volume.project_id,
-                              {quota.GIGABYTES: volume.target_size - volume.size})
+            if won:
+                release_extend_reservation(session, volume)
             return won
         return self.run(work)
 

@@ -114,9 +114,7 @@ def volume_reset_state(conf: cfg.ConfigOpts) -> int:
     try:
         volume = db.volume_get(conf.command.volume_id)
         reason = conf.command.reason or f"state reset by operator (was {volume.status})"
-        if not db.volume_transition(volume.id, (volume.status,),
-                                    {"status": state, "status_reason": reason,
-                                     "recovery_attempts": 0}):
+        if not db.volume_reset_state(volume.id, volume.status, state, reason):
             raise exception.VolumeStatusConflict(
                 volume_id=volume.id, status="changed meanwhile", expected=volume.status)
         if state == states.AVAILABLE and volume.attachments:

@@ -24,7 +24,7 @@ from volmgr.db import Database, models
 from volmgr.volume import rpcapi, serial
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.notifications import VolumeNotifier
-from volmgr.volume.operations import Operations, failure_reason
+from volmgr.volume.operations import Operations
 
 messaging = rpc.messaging
 LOG = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def _as_volmgr_error(func: Callable[..., T]) -> Callable[..., T]:
             raise
         except Exception as error:
             LOG.exception("%s failed", func.__name__)
-            raise exception.BackendError(reason=failure_reason(error)) from None
+            # Calls are the operator's (capabilities, ping): the detail is theirs to see.
+            raise exception.BackendError(reason=f"{type(error).__name__}: {error}") from None
     return wrapper
 
 
@@ -67,7 +68,8 @@ class VolumeManager:
     @messaging.expose
     def create_volume(self, context: dict[str, Any], volume_id: str,
                       snapshot_id: str | None = None) -> None:
-        self._submit(volume_id, self.ops.create_volume, _ctx(context), volume_id, snapshot_id)
+        self._submit(self._create_key(volume_id, snapshot_id), self.ops.create_volume,
+                     _ctx(context), volume_id, snapshot_id)
 
     @messaging.expose
     def delete_volume(self, context: dict[str, Any], volume_id: str) -> None:
@@ -128,7 +130,8 @@ class VolumeManager:
         """Queue again the work a transitional volume row asks for (recovery)."""
         ctx = RequestContext.admin()
         if volume.status == states.CREATING:
-            self._submit(volume.id, self.ops.create_volume, ctx, volume.id, volume.snapshot_id)
+            self._submit(self._create_key(volume.id, volume.snapshot_id),
+                         self.ops.create_volume, ctx, volume.id, volume.snapshot_id)
         elif volume.status == states.DELETING:
             self._submit(volume.id, self.ops.delete_volume, ctx, volume.id)
         elif volume.status == states.EXTENDING:
@@ -162,6 +165,16 @@ class VolumeManager:
     def _submit(self, key: str, func: Callable[..., Any], *args: Any) -> None:
         LOG.debug("Queued %s for volume %s", getattr(func, "__name__", func), key)
         self.executor.submit(key, functools.partial(func, *args))
+
+    def _create_key(self, volume_id: str, snapshot_id: str | None) -> str:
+        """A volume made from a snapshot is created under the snapshot's parent volume's
+        key, so the copy never overlaps that snapshot's deletion."""
+        if snapshot_id is None:
+            return volume_id
+        try:
+            return self.db.snapshot_get(snapshot_id).volume_id
+        except exception.SnapshotNotFound:
+            return volume_id
 
     def _submit_snapshot(self, snapshot_id: str, func: Callable[..., Any],
                          ctx: RequestContext) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,23 +27,40 @@ PROVIDER_FIELDS = ("provider_location", "provider_auth")
 MAX_REASON = 1000
 
 
-def failure_reason(error: BaseException) -> str:
-    """A ``status_reason`` the volume's owner may read: what failed, never the host's
-    command lines (device paths, VG names, other tenants' volume ids). The full command
-    and its output are in the volmgr-volume log."""
+#: What a volume's owner is told for a backend failure, by the kind of failure. The
+#: specifics (command lines, device paths, VG names, stderr) stay in the manager's log
+#: under the reference the reason carries.
+_BACKEND_SUMMARIES: tuple[tuple[type[exception.VolmgrError], str], ...] = (
+    (exception.TargetError, "the iSCSI target could not be changed"),
+    (exception.BackendError, "the storage backend could not complete the operation"),
+)
+#: stderr phrases worth passing on, reworded without names.
+_KNOWN_CAUSES = (
+    ("insufficient free space", "not enough free space on the storage host"),
+    ("not found", "a backing object is missing"),
+)
+
+
+def failure_reason(error: BaseException, reference: str | None = None) -> str:
+    """A ``status_reason`` the volume's owner may read: what kind of thing failed, never
+    the host's command lines, device paths or volume group names. With ``reference``,
+    where the operator finds the details in the volmgr-volume log."""
+    where = f" (reference {reference} in the volmgr-volume log)" if reference else ""
     if isinstance(error, exception.ProcessExecutionError):
         words = [w for w in str(error.kwargs.get("cmd", "")).split()
                  if w not in ("sudo", "env") and not w.startswith("-") and "=" not in w]
         command = os.path.basename(words[0]) if words else "a storage command"
-        lines = [line for line in str(error.kwargs.get("stderr", "")).splitlines()
-                 if line.strip() and not line.strip().startswith("WARNING")]
-        detail = f": {lines[-1].strip()[:200]}" if lines else ""
+        stderr = str(error.kwargs.get("stderr", "")).lower()
+        cause = next((f": {text}" for phrase, text in _KNOWN_CAUSES if phrase in stderr), "")
         text = (f"storage command {command} failed with exit code "
-                f"{error.kwargs.get('exit_code')}{detail} (details in the volmgr-volume log)")
+                f"{error.kwargs.get('exit_code')}{cause}{where}")
+    elif isinstance(error, exception.BackendError):
+        summary = next(text for cls, text in _BACKEND_SUMMARIES if isinstance(error, cls))
+        text = f"{summary}{where}"
     elif isinstance(error, exception.VolmgrError):
-        text = str(error)
+        text = str(error)  # conflicts and invalid requests name only ids and statuses
     else:
-        text = f"unexpected {type(error).__name__}: {error}"
+        text = f"unexpected internal error{where}"
     return text[:MAX_REASON]
 
 
@@ -82,12 +100,13 @@ class Operations:
         return volume
 
     def _failed(self, what: str, object_id: str, error: BaseException) -> str:
-        reason = failure_reason(error)
+        reference = uuid.uuid4().hex[:12]
         if isinstance(error, exception.VolmgrError):
-            LOG.error("%s of %s failed: %s", what, object_id, reason)
+            # volmgr errors are already redacted of secrets; this is the operator's copy.
+            LOG.error("%s of %s failed [reference %s]: %s", what, object_id, reference, error)
         else:
-            LOG.exception("%s of %s failed", what, object_id)
-        return reason
+            LOG.exception("%s of %s failed [reference %s]", what, object_id, reference)
+        return failure_reason(error, reference)
 
     def create_volume(self, ctx: RequestContext, volume_id: str,
                        snapshot_id: str | None) -> None:
