@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from defusedxml import ElementTree as SafeET
 
 from tests.unit import api_helpers as h
@@ -180,6 +181,21 @@ def test_attach_answers_202_records_the_attachment_and_casts(
     assert attachment is not None and attachment.connector == connector
     assert rpcapi.casts[-1].method == "attach_volume"
     assert rpcapi.casts[-1].args["attachment_id"] == attachment.id
+
+
+@pytest.mark.parametrize("initiator", ["iqn.x", "iqn.compute-1:abc", "eui.XYZ", "naa.0",
+                                       "iqn.2004-10.com.\u00dcBUNTU:x", "iqn.2004-10.com.a;rm"])
+def test_attach_with_an_initiator_no_target_would_accept_is_400_and_changes_nothing(
+        app: Any, db: Database, rpcapi: h.RecordingRPC, initiator: str) -> None:
+    volume_id = available_volume(app, db)
+    casts = len(rpcapi.casts)
+    answer = h.call(app, "POST", "/v1.1/p1/servers/srv1/os-volume_attachments",
+                    {"volumeAttachment": {"volumeId": volume_id,
+                                          "connector": {"initiator": initiator}}})
+    assert answer.status_int == 400
+    assert "iSCSI name" in answer.json["badRequest"]["message"]
+    assert db.volume_get(volume_id).status == states.AVAILABLE
+    assert len(rpcapi.casts) == casts
 
 
 def test_connection_info_is_shown_to_the_owner_once_in_use_and_never_in_lists(

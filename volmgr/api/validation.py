@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from volmgr import exception
+from volmgr import exception, iscsi_names
 
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
 MAX_NAME = 255
@@ -136,8 +136,8 @@ def connector(value: Any) -> dict[str, str]:
         if checked is not None:
             result[key] = checked
     initiator = result.get("initiator")
-    if initiator is not None and not re.match(r"^(iqn|eui|naa)\.[\w.:\-]{1,220}$", initiator):
-        raise bad("'connector.initiator' must be an iSCSI name (iqn., eui. or naa.)")
+    if initiator is not None and not iscsi_names.is_iscsi_name(initiator):
+        raise bad(f"'connector.initiator' must be {iscsi_names.DESCRIPTION}")
     return result
 
 

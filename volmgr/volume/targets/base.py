@@ -17,6 +17,7 @@ from typing import Any
 from oslo_config import cfg
 
 from volmgr import exception
+from volmgr.iscsi_names import is_iscsi_name
 from volmgr.volume.driver import VolumeRef
 from volmgr.volume.executor import Executor
 
@@ -25,10 +26,6 @@ CHAP_USERNAME_LENGTH = 20
 # 16 is the longest secret some initiators (Windows, older open-iscsi) accept.
 CHAP_SECRET_LENGTH = 16
 
-# RFC 3720 iSCSI names; anything else in a connector is refused before it nears argv.
-_INITIATOR_RE = re.compile(
-    r"^(iqn\.\d{4}-\d{2}\.[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[A-Za-z0-9.:_-]+)?"
-    r"|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}(?:[0-9A-Fa-f]{16})?)$")
 # Paths handed to target tools; tgt-admin passes them through a shell internally, so
 # only characters with no shell meaning are accepted.
 _SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9/_.+:-]+$")
@@ -54,10 +51,6 @@ def safe_path(path: str) -> str:
         raise exception.InvalidConfiguration(
             reason="device and image paths may hold only letters, digits and '/_.+:-'")
     return path
-
-
-def is_iscsi_name(value: object) -> bool:
-    return isinstance(value, str) and _INITIATOR_RE.match(value) is not None
 
 
 def valid_initiator(connector: dict[str, Any]) -> str | None:
