@@ -28,9 +28,10 @@ volume_opts = [
                help="Management port of tgtd ('tgtd -C N', 'tgtadm -C N'); 0 is tgtd's "
                "default. Lets several tgtd instances share a host (tests, multi-backend)."),
     cfg.StrOpt("target_files_dir", default="$state_path/targets",
-               help="Directory of the persistent tgt target files (one per exported "
-               "volume, mode 0600: they hold the CHAP secret); ensure_export re-creates "
-               "targets from them after tgtd or the host restarts."),
+               help="Directory of the export records: persistent tgt target files (one "
+               "per exported volume, mode 0600: they hold the CHAP secret) and, for "
+               "lioadm, the ACL records under lio-acl/; ensure_export re-creates targets "
+               "from them after the target service or the host restarts."),
     cfg.BoolOpt("target_initiator_acl", default=True,
                 help="When true, an export whose attach connector names an initiator "
                 "admits only that initiator (plus CHAP); a connector naming none admits "
