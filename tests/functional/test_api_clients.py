@@ -18,9 +18,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from defusedxml import ElementTree as SafeET
 from tests import services
 from tests.functional import storage_env
 from tests.functional.storage_env import LoopVG, Tgtd, loop_vg, tgtd  # noqa: F401
+from tests.functional.volume_daemon import wait_for
 from volmgr import rpc
 from volmgr.db import Database
 
@@ -41,17 +41,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED_EXTENSION = {"updated": "2011-03-25T00:00:00+00:00", "name": "Volumes", "links": [],
                   "namespace": "http://docs.openstack.org/ext/volumes/api/v1.1",
                   "alias": "os-volumes", "description": "Volumes support"}
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def free_port() -> int:
