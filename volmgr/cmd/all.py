@@ -172,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{error.strerror}; stop whatever uses it or set [api] bind_port in a "
               "--config-file", file=sys.stderr)
         return 1
-    node.start()
     try:
+        node.start()
         if conf.demo:
             from volmgr.cmd import demo
             return demo.run(node.url, out=sys.stdout)
