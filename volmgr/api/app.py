@@ -68,7 +68,7 @@ class ApiApplication:
             path = http.path_info
             http.GET  # noqa: B018 - decode the query string once, here, or refuse it
         except UnicodeDecodeError:
-            return self._fault(http, "?", None, fmt, 400, "badRequest",
+            return self._fault(http, "?", None, fmt, *faults.BAD_REQUEST,
                                "The URL is not valid UTF-8.", None)
         try:
             route, params, forced = self.router.match(http.method, path)

@@ -28,6 +28,7 @@ FAULT_TABLE: tuple[tuple[type[exception.VolmgrError], int, str], ...] = (
 )
 
 #: Faults raised by the HTTP layer itself, not by an exception class.
+BAD_REQUEST = (400, "badRequest")
 NOT_FOUND = (404, "itemNotFound")
 METHOD_NOT_ALLOWED = (405, "badMethod")
 NOT_ACCEPTABLE = (406, "notAcceptable")

@@ -11,6 +11,7 @@ import urllib.parse
 from typing import Any
 
 from volmgr import exception
+from volmgr.api import faults
 from volmgr.api import validation as v
 from volmgr.api.operations import Operations
 from volmgr.api.seed import timestamp
@@ -52,7 +53,7 @@ def check_microversion(header: str | None) -> None:
         version = version.strip()
         if version in ("latest", API_VERSION, "3"):
             return
-        raise HTTPError(406, "notAcceptable",
+        raise HTTPError(faults.NOT_ACCEPTABLE,
                         f"Version {version[:20]} is not supported by this API; it serves "
                         f"{SERVICE} {API_VERSION} only.")
 

@@ -19,6 +19,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from volmgr import exception
+from volmgr.api import faults
 from volmgr.context import RequestContext
 
 JSON = "json"
@@ -33,10 +34,9 @@ XmlDeserializer = Callable[[ET.Element], dict[str, Any]]
 class HTTPError(Exception):
     """A fault decided by the HTTP layer (no route, wrong method, bad media type)."""
 
-    def __init__(self, status: int, fault: str, message: str) -> None:
+    def __init__(self, fault: tuple[int, str], message: str) -> None:
         super().__init__(message)
-        self.status = status
-        self.fault = fault
+        self.status, self.fault = fault
         self.message = message
 
 
@@ -129,10 +129,10 @@ class Router:
                     continue
                 return route, found.groupdict(), suffix
         if allowed:
-            raise HTTPError(405, "badMethod",
+            raise HTTPError(faults.METHOD_NOT_ALLOWED,
                             f"Method {method} is not allowed here; allowed: "
                             f"{', '.join(sorted(allowed))}.")
-        raise HTTPError(404, "itemNotFound", f"No resource at {path}.")
+        raise HTTPError(faults.NOT_FOUND, f"No resource at {path}.")
 
 
 def _path_variants(path: str) -> list[tuple[str, str | None]]:
@@ -177,7 +177,8 @@ def parse_body(raw: bytes, content_type: str, route: Route) -> Any:
         return None
     if content_type in ("application/xml", "text/xml"):
         if route.face.xml_deserializer is None:
-            raise HTTPError(415, "badMediaType", "This resource accepts JSON bodies only.")
+            raise HTTPError(faults.UNSUPPORTED_MEDIA_TYPE,
+                            "This resource accepts JSON bodies only.")
         try:
             root = SafeET.fromstring(raw, forbid_dtd=True)
         except (ET.ParseError, DefusedXmlException, ValueError) as error:
