@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from volmgr import exception, states
 from volmgr.db import Database, migration, models
 from volmgr.db import engine as engine_mod
-from volmgr.db import snapshots as snapshots_mod
-from volmgr.db import volumes as volumes_mod
+from volmgr.db import quota as quota_mod
 
 
 @pytest.fixture(params=["postgres_url", "mysql_url"], ids=["postgresql", "mariadb"])
@@ -46,30 +45,39 @@ def _available(db: Database, size: int = 1) -> models.Volume:
                             status=states.AVAILABLE)
 
 
-def test_a_delete_cannot_slip_in_while_a_snapshot_of_the_volume_is_being_created(
-        real_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    volume = _available(real_db)
+def _second_while_first_holds_its_lock(
+        monkeypatch: pytest.MonkeyPatch, first: Callable[[], Any],
+        second: Callable[[], Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``first`` until its quota reservation (its row lock is taken, nothing is
+    committed), start ``second`` against it, then let ``first`` commit. Both outcomes."""
     inside, release = threading.Event(), threading.Event()
-    real_reserve = snapshots_mod.quota.reserve
+    real_reserve = quota_mod.reserve
 
     def held_reserve(session: Any, limits: Any, project_id: str, deltas: Any) -> None:
-        # snapshot_create has locked the volume row and not committed yet.
         inside.set()
         release.wait(10)
         real_reserve(session, limits, project_id, deltas)
-    monkeypatch.setattr(snapshots_mod.quota, "reserve", held_reserve)
-
-    snap_thread, snapshot = _in_thread(lambda: real_db.snapshot_create(
-        volume.id, project_id="p1", user_id="u1"))
+    monkeypatch.setattr(quota_mod, "reserve", held_reserve)
+    first_thread, first_outcome = _in_thread(first)
     assert inside.wait(10)
-    delete_thread, delete = _in_thread(lambda: real_db.volume_transition_or_raise(
-        volume.id, states.CAN_DELETE_FROM, {"status": states.DELETING},
-        no_attachments=True, no_snapshots=True))
-    time.sleep(0.5)  # the delete now waits on the volume row
+    second_thread, second_outcome = _in_thread(second)
+    time.sleep(0.5)  # the second request now waits on the row
     release.set()
-    snap_thread.join(20)
-    delete_thread.join(20)
+    first_thread.join(20)
+    second_thread.join(20)
     monkeypatch.undo()
+    return first_outcome, second_outcome
+
+
+def test_a_delete_cannot_slip_in_while_a_snapshot_of_the_volume_is_being_created(
+        real_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume = _available(real_db)
+    snapshot, delete = _second_while_first_holds_its_lock(
+        monkeypatch,
+        lambda: real_db.snapshot_create(volume.id, project_id="p1", user_id="u1"),
+        lambda: real_db.volume_transition_or_raise(
+            volume.id, states.CAN_DELETE_FROM, {"status": states.DELETING},
+            no_attachments=True, no_snapshots=True))
     assert "error" not in snapshot, snapshot
     assert isinstance(delete.get("error"), exception.VolumeHasSnapshots), delete
     assert real_db.volume_get(volume.id).status == states.AVAILABLE
@@ -99,27 +107,13 @@ def test_a_snapshot_cannot_be_deleted_while_a_volume_is_being_made_from_it(
     snapshot = real_db.snapshot_create(origin.id, project_id="p1", user_id="u1")
     real_db.snapshot_transition(snapshot.id, [states.SNAP_CREATING],
                                 {"status": states.SNAP_AVAILABLE})
-    inside, release = threading.Event(), threading.Event()
-    real_reserve = volumes_mod.quota.reserve
-
-    def held_reserve(session: Any, limits: Any, project_id: str, deltas: Any) -> None:
-        # volume_create has locked the snapshot row and not inserted the volume yet.
-        inside.set()
-        release.wait(10)
-        real_reserve(session, limits, project_id, deltas)
-    monkeypatch.setattr(volumes_mod.quota, "reserve", held_reserve)
-
-    create_thread, create = _in_thread(lambda: real_db.volume_create(
-        project_id="p1", user_id="u1", size=1, host="node1", snapshot_id=snapshot.id))
-    assert inside.wait(10)
-    delete_thread, delete = _in_thread(lambda: real_db.snapshot_transition_or_raise(
-        snapshot.id, states.SNAP_CAN_DELETE_FROM, {"status": states.SNAP_DELETING},
-        no_volume_being_made=True))
-    time.sleep(0.5)
-    release.set()
-    create_thread.join(20)
-    delete_thread.join(20)
-    monkeypatch.undo()
+    create, delete = _second_while_first_holds_its_lock(
+        monkeypatch,
+        lambda: real_db.volume_create(project_id="p1", user_id="u1", size=1, host="node1",
+                                      snapshot_id=snapshot.id),
+        lambda: real_db.snapshot_transition_or_raise(
+            snapshot.id, states.SNAP_CAN_DELETE_FROM, {"status": states.SNAP_DELETING},
+            no_volume_being_made=True))
     assert "error" not in create, create
     assert isinstance(delete.get("error"), exception.SnapshotInUse), delete
     assert real_db.snapshot_get(snapshot.id).status == states.SNAP_AVAILABLE
