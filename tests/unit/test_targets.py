@@ -227,20 +227,12 @@ def test_a_tid_taken_meanwhile_is_retried_with_the_next_one(tgt, scripted) -> No
     scripted.assert_done()
 
 
-def test_a_target_left_without_its_lun_is_rebuilt(tgt, scripted) -> None:
-    broken = show((3, IQN, [0]))
-    scripted.expect(SHOW, stdout=broken)
-    scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "3", "--force"])
-    scripted.expect(SHOW)
-    for argv in build(1):
-        scripted.expect(argv)
-    scripted.expect(bind_all(1))
-    tgt.ensure_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
-    scripted.assert_done()
-
-
-def test_a_target_without_our_account_is_rebuilt_not_trusted(tgt, scripted) -> None:
-    scripted.expect(SHOW, stdout=show((3, IQN, [0, 1]), accounts=()))
+@pytest.mark.parametrize("live", [
+    show((3, IQN, [0])),                        # left without its LUN
+    show((3, IQN, [0, 1]), accounts=()),        # without our CHAP account: not trusted
+], ids=["without-its-lun", "without-our-account"])
+def test_an_incomplete_live_target_is_rebuilt(tgt, scripted, live: str) -> None:
+    scripted.expect(SHOW, stdout=live)
     scripted.expect([*TGTADM, "--op", "delete", "--mode", "target", "--tid", "3", "--force"])
     scripted.expect(SHOW)
     for argv in build(1):
