@@ -153,15 +153,18 @@ def test_gigabytes_quota_also_limits_extend(app: Any, db: Database,
     assert db.quota_usage("p1")["gigabytes"] == 1
 
 
-def test_delete_of_attached_volume_is_refused_with_409(app: Any, db: Database) -> None:
+def test_delete_of_attached_volume_is_refused_409_on_compute_and_400_on_v3(
+        app: Any, db: Database) -> None:
     volume_id = available(app, db)
     h.call(app, "POST", "/v1.1/p1/servers/s1/os-volume_attachments",
            {"volumeAttachment": {"volumeId": volume_id}})
     h.attach_done(db, volume_id)
-    for path in (f"/v1.1/p1/os-volumes/{volume_id}", f"/v3/p1/volumes/{volume_id}"):
+    for path, status, fault in ((f"/v1.1/p1/os-volumes/{volume_id}", 409,
+                                 "conflictingRequest"),
+                                (f"/v3/p1/volumes/{volume_id}", 400, "badRequest")):
         answer = h.call(app, "DELETE", path)
-        assert answer.status_int == 409
-        assert "in-use" in answer.json["conflictingRequest"]["message"]
+        assert answer.status_int == status
+        assert "in-use" in answer.json[fault]["message"]
     assert db.volume_get(volume_id).status == states.IN_USE
 
 

@@ -29,8 +29,8 @@ def test_v3_version_document_answers_200_without_auth(app: Any, path: str) -> No
     answer = h.call(app, "GET", path, token=None)
     assert answer.status_int == 200
     version = answer.json["version"]
-    assert (version["version"], version["min_version"]) == ("3.0", "3.0")
-    assert version["links"][0]["href"] == "http://localhost/v3/"
+    assert (version["version"], version["min_version"]) == ("3.71", "3.0")
+    assert {"rel": "self", "href": "http://localhost/v3/"} in version["links"]
 
 
 def test_root_answers_300_with_the_versions_list_without_auth(app: Any) -> None:
@@ -158,12 +158,12 @@ def test_extend_to_a_smaller_size_is_refused_with_400_naming_the_size(
     assert "current size 2" in answer.json["badRequest"]["message"]
 
 
-def test_extend_of_a_creating_volume_is_409_naming_its_status(app: Any) -> None:
+def test_extend_of_a_creating_volume_is_400_naming_its_status(app: Any) -> None:
     volume_id = create(app)["id"]
     answer = h.call(app, "POST", f"/v3/p1/volumes/{volume_id}/action",
                     {"os-extend": {"new_size": 2}})
-    assert answer.status_int == 409
-    assert "creating" in answer.json["conflictingRequest"]["message"]
+    assert answer.status_int == 400
+    assert "creating" in answer.json["badRequest"]["message"]
 
 
 def test_unknown_action_is_400(app: Any, db: Database) -> None:
@@ -204,19 +204,19 @@ def test_snapshot_of_an_in_use_volume_needs_force(app: Any, db: Database) -> Non
            {"volumeAttachment": {"volumeId": volume_id}})
     h.attach_done(db, volume_id)
     refused = h.call(app, "POST", "/v3/p1/snapshots", {"snapshot": {"volume_id": volume_id}})
-    assert refused.status_int == 409
-    assert "in-use" in refused.json["conflictingRequest"]["message"]
+    assert refused.status_int == 400
+    assert "in-use" in refused.json["badRequest"]["message"]
     forced = h.call(app, "POST", "/v3/p1/snapshots",
                     {"snapshot": {"volume_id": volume_id, "force": True}})
     assert forced.status_int == 202
 
 
-def test_delete_of_a_volume_with_snapshots_is_409(app: Any, db: Database) -> None:
+def test_delete_of_a_volume_with_snapshots_is_400(app: Any, db: Database) -> None:
     volume_id = available(app, db)
     h.call(app, "POST", "/v3/p1/snapshots", {"snapshot": {"volume_id": volume_id}})
     answer = h.call(app, "DELETE", f"/v3/p1/volumes/{volume_id}")
-    assert answer.status_int == 409
-    assert "snapshots" in answer.json["conflictingRequest"]["message"]
+    assert answer.status_int == 400
+    assert "snapshots" in answer.json["badRequest"]["message"]
 
 
 def available_snapshot(app: Any, db: Database, size: int) -> dict[str, Any]:
@@ -255,18 +255,32 @@ def test_create_from_a_snapshot_is_refused_with_400_while_rpc_is_capped_and_writ
     assert "create_volume" not in rpcapi.methods()[-1:]
 
 
-@pytest.mark.parametrize("header", ["volume 3.0", "volume latest", "compute 2.1"])
-def test_microversion_3_0_or_latest_is_accepted_and_echoed(app: Any, header: str) -> None:
+@pytest.mark.parametrize(("header", "served"), [
+    ("volume 3.0", "3.0"), ("volume 3.27", "3.27"), ("volume latest", "3.71"),
+    ("compute 2.1", "3.0"), ("compute 2.1, volume 3.50", "3.50")])
+def test_a_microversion_in_range_is_served_and_echoed(app: Any, header: str,
+                                                        served: str) -> None:
     answer = h.call(app, "GET", "/v3/p1/volumes", headers={"OpenStack-API-Version": header})
     assert answer.status_int == 200
-    assert answer.headers["OpenStack-API-Version"] == "volume 3.0"
+    assert answer.headers["OpenStack-API-Version"] == f"volume {served}"
+    assert answer.headers["Vary"] == "OpenStack-API-Version"
 
 
-def test_a_newer_microversion_is_refused_with_406(app: Any) -> None:
+@pytest.mark.parametrize("asked", ["3.72", "4.0", "2.9"])
+def test_a_microversion_outside_the_range_is_refused_with_406(app: Any, asked: str) -> None:
     answer = h.call(app, "GET", "/v3/p1/volumes",
-                    headers={"OpenStack-API-Version": "volume 3.50"})
+                    headers={"OpenStack-API-Version": f"volume {asked}"})
     assert answer.status_int == 406
-    assert "3.50" in answer.json["notAcceptable"]["message"]
+    message = answer.json["notAcceptable"]["message"]
+    assert asked in message and "3.0" in message and "3.71" in message
+
+
+@pytest.mark.parametrize("asked", ["3", "3.x", "v3.1", "3.01"])
+def test_a_malformed_microversion_is_400(app: Any, asked: str) -> None:
+    answer = h.call(app, "GET", "/v3/p1/volumes",
+                    headers={"OpenStack-API-Version": f"volume {asked}"})
+    assert answer.status_int == 400
+    assert "MAJOR.MINOR" in answer.json["badRequest"]["message"]
 
 
 def test_admin_lists_all_tenants_only_when_asked(app: Any) -> None:

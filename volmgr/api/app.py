@@ -17,8 +17,24 @@ import webob
 from oslo_config import cfg
 
 from volmgr import exception
-from volmgr.api import auth, faults, openapi, seed, seed_xml, v3, wsgi
+from volmgr.api import (
+    auth,
+    faults,
+    openapi,
+    seed,
+    seed_xml,
+    v3,
+    v3_attachments,
+    v3_info,
+    v3_messages,
+    v3_quotas,
+    v3_transfers,
+    v3_types,
+    wsgi,
+)
+from volmgr.api import microversion as mv
 from volmgr.api.operations import CastingAPI, Operations
+from volmgr.api.v3_base import V3Deps
 from volmgr.db import Database
 
 LOG = logging.getLogger(__name__)
@@ -52,7 +68,11 @@ class ApiApplication:
         self.router.add("GET", "/openapi.json", self.openapi, public=True)
         max_size, max_limit = conf.api.max_volume_size, conf.api.osapi_max_limit
         seed.add_routes(self.router, self.ops, max_size, max_limit)
-        v3.add_routes(self.router, self.ops, max_size, max_limit)
+        deps = V3Deps(conf, db, self.ops, rpcapi)
+        # Specific collections before the volume routes' catch-all ids.
+        for module in (v3_types, v3_quotas, v3_transfers, v3_info, v3_messages,
+                       v3_attachments, v3):
+            module.add_routes(self.router, deps)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -70,31 +90,37 @@ class ApiApplication:
         except UnicodeDecodeError:
             return self._fault(http, "?", None, fmt, *faults.BAD_REQUEST,
                                "The URL is not valid UTF-8.", None)
+        is_v3 = path == "/v3" or path.startswith("/v3/")
+        version = mv.MIN_VERSION
         try:
-            route, params, forced = self.router.match(http.method, path)
+            if is_v3:
+                try:
+                    version = mv.negotiate(http.headers.get(mv.HEADER),
+                                           http.headers.get(mv.LEGACY_HEADER))
+                except mv.VersionError as error:
+                    raise wsgi.HTTPError(error.fault, error.message) from None
+            route, params, forced = self.router.match(http.method, path, version)
             fmt = wsgi.negotiate(http, route, forced)
             context = None
             if not route.public:
                 context = auth.context_for(http, self.conf.auth_strategy)
                 request_id = context.request_id
                 auth.check_project(context, params.get("project_id"))
-                if route.pattern.startswith("/v3"):
-                    v3.check_microversion(http.headers.get(v3.VERSION_HEADER))
             raw = wsgi.read_body(http, self.conf.api.max_request_body_size)
             body = wsgi.parse_body(raw, http.content_type, route) if raw else None
-            request = wsgi.ApiRequest(http, params, context, fmt, body)
+            request = wsgi.ApiRequest(http, params, context, fmt, body, version)
             result = route.handler(request)
         except wsgi.HTTPError as error:
             return self._fault(http, path, route, fmt, error.status, error.fault,
                                error.message, request_id)
         except Exception as error:  # every error becomes a fault body
-            status, name, message = faults.classify(error)
+            status, name, message = faults.classify(error, v3_face=is_v3)
             return self._fault(http, path, route, fmt, status, name, message, request_id)
         if request_id:
             result.headers.setdefault("x-openstack-request-id", request_id)
-        if route.pattern.startswith("/v3/") or route.pattern == "/v3":
-            result.headers.setdefault(v3.VERSION_HEADER, f"{v3.SERVICE} {v3.API_VERSION}")
-            result.headers.setdefault("Vary", v3.VERSION_HEADER)
+        if is_v3:
+            result.headers.setdefault(mv.HEADER, mv.response_header(version))
+            result.headers.setdefault("Vary", mv.HEADER)
         return wsgi.render(http, result, fmt, route.face.xml_serializer)
 
     def _fault(self, http: webob.Request, path: str, route: wsgi.Route | None, fmt: str,

@@ -36,10 +36,21 @@ UNSUPPORTED_MEDIA_TYPE = (415, "badMediaType")
 INTERNAL = (500, "computeFault")
 
 
-def classify(error: BaseException) -> tuple[int, str, str]:
+#: The Block Storage v3 face answers a request that the resource's current state does
+#: not allow with 400, as the reference service does (its "Invalid volume" faults);
+#: the Compute 1.1 face keeps 409. Other conflicts (a name taken) stay 409 on both.
+V3_STATE_CONFLICTS: tuple[type[exception.VolmgrError], ...] = (
+    exception.VolumeStatusConflict, exception.SnapshotStatusConflict,
+    exception.VolumeHasSnapshots, exception.SnapshotInUse, exception.VolumeIsAttached,
+)
+
+
+def classify(error: BaseException, *, v3_face: bool = False) -> tuple[int, str, str]:
     """``(status, fault name, message)`` for ``error``; unknown errors are 500s whose
     text stays in the log, never in the answer."""
     if isinstance(error, exception.VolmgrError):
+        if v3_face and isinstance(error, V3_STATE_CONFLICTS):
+            return BAD_REQUEST[0], BAD_REQUEST[1], str(error)
         for cls, status, name in FAULT_TABLE:
             if isinstance(error, cls):
                 return status, name, str(error)

@@ -1,7 +1,7 @@
 """The Block Storage v3 subset (``/v3/{project_id}`` and ``/v3``) that python-cinderclient
 and openstacksdk need: volumes, ``os-extend``, snapshots, Cinder-style faults.
 
-Only microversion 3.0 is served (min = max = 3.0); a request asking for more answers 406.
+Microversions are negotiated in ``microversion``; fields appear where the reference adds them.
 Controllers validate and translate; the state changes are ``Operations``' job.
 """
 
@@ -11,16 +11,13 @@ import urllib.parse
 from typing import Any
 
 from volmgr import exception
-from volmgr.api import faults
+from volmgr.api import microversion as mv
 from volmgr.api import validation as v
 from volmgr.api.operations import Operations
 from volmgr.api.seed import timestamp
-from volmgr.api.wsgi import ApiRequest, ApiResponse, HTTPError, Router
+from volmgr.api.v3_base import PREFIXES, V3Deps
+from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
 from volmgr.db import models
-
-API_VERSION = "3.0"
-VERSION_HEADER = "OpenStack-API-Version"
-SERVICE = "volume"
 
 _CREATE_FIELDS = ("size", "name", "description", "display_name", "display_description",
                   "volume_type", "availability_zone", "metadata", "snapshot_id",
@@ -34,28 +31,14 @@ _SNAPSHOT_FIELDS = ("volume_id", "force", "name", "description", "display_name",
 
 def version_document(host_url: str) -> dict[str, Any]:
     return {
-        "id": "v3.0", "status": "CURRENT", "version": API_VERSION,
-        "min_version": API_VERSION, "updated": "2024-01-01T00:00:00Z",
-        "links": [{"rel": "self", "href": f"{host_url}/v3/"}],
+        "id": "v3.0", "status": "CURRENT", "version": mv.text(mv.MAX_VERSION),
+        "min_version": mv.text(mv.MIN_VERSION), "updated": "2024-01-01T00:00:00Z",
+        "links": [{"rel": "describedby", "type": "text/html",
+                   "href": "https://docs.openstack.org/"},
+                  {"rel": "self", "href": f"{host_url}/v3/"}],
         "media-types": [{"base": "application/json",
                          "type": "application/vnd.openstack.volume+json;version=3"}],
     }
-
-
-def check_microversion(header: str | None) -> None:
-    """Accept no header, ``volume 3.0`` or ``volume latest``; refuse anything newer."""
-    if not header:
-        return
-    for item in header.split(","):
-        service, _, version = item.strip().partition(" ")
-        if service.lower() != SERVICE:
-            continue
-        version = version.strip()
-        if version in ("latest", API_VERSION, "3"):
-            return
-        raise HTTPError(faults.NOT_ACCEPTABLE,
-                        f"Version {version[:20]} is not supported by this API; it serves "
-                        f"{SERVICE} {API_VERSION} only.")
 
 
 def _links(req: ApiRequest, project_id: str, collection: str,
@@ -200,18 +183,12 @@ class V3Controller:
         self.ops.delete_volume(req.ctx, req.params["volume_id"])
         return ApiResponse(202)
 
-    def volume_action(self, req: ApiRequest) -> ApiResponse:
-        if not isinstance(req.body, dict) or len(req.body) != 1:
-            raise v.bad("an action body is one object such as {\"os-extend\": {...}}")
-        ((action, args),) = req.body.items()
-        if action != "os-extend":
-            raise v.bad(f"action {str(action)[:40]!r} is not supported; "
-                        f"supported: os-extend")
+    def extend_action(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
         if not isinstance(args, dict):
             raise v.bad("'os-extend' must be an object")
         v.only_fields(args, ("new_size",), "os-extend")
         new_size = v.size(args.get("new_size"), self.max_volume_size, "new_size")
-        self.ops.extend_volume(req.ctx, req.params["volume_id"], new_size)
+        self.ops.extend_volume(req.ctx, volume_id, new_size)
         return ApiResponse(202)
 
     # -- snapshots -----------------------------------------------------------------
@@ -258,20 +235,21 @@ class V3Controller:
         return ApiResponse(202)
 
 
-def add_routes(router: Router, ops: Operations, max_volume_size: int,
-               max_limit: int) -> None:
-    c = V3Controller(ops, max_volume_size, max_limit)
-    # Project-less paths first: in "/v3/volumes/..." the word is a collection, not a
-    # project id.
-    for prefix in ("/v3", "/v3/{project_id}"):
+def add_routes(router: Router, deps: V3Deps) -> None:
+    c = V3Controller(deps.ops, deps.conf.api.max_volume_size, deps.conf.api.osapi_max_limit)
+    deps.volume_actions.add("os-extend", c.extend_action)
+    for prefix in PREFIXES:
         router.add("GET", prefix + "/volumes", lambda r: c.list_volumes(r, False))
         router.add("GET", prefix + "/volumes/detail", lambda r: c.list_volumes(r, True))
         router.add("POST", prefix + "/volumes", c.create_volume)
         router.add("GET", prefix + "/volumes/{volume_id}", c.show_volume)
         router.add("DELETE", prefix + "/volumes/{volume_id}", c.delete_volume)
-        router.add("POST", prefix + "/volumes/{volume_id}/action", c.volume_action)
+        router.add("POST", prefix + "/volumes/{volume_id}/action",
+                   deps.volume_actions.dispatch)
         router.add("GET", prefix + "/snapshots", lambda r: c.list_snapshots(r, False))
         router.add("GET", prefix + "/snapshots/detail", lambda r: c.list_snapshots(r, True))
         router.add("POST", prefix + "/snapshots", c.create_snapshot)
         router.add("GET", prefix + "/snapshots/{snapshot_id}", c.show_snapshot)
         router.add("DELETE", prefix + "/snapshots/{snapshot_id}", c.delete_snapshot)
+        router.add("POST", prefix + "/snapshots/{snapshot_id}/action",
+                   deps.snapshot_actions.dispatch)

@@ -20,6 +20,7 @@ from defusedxml.common import DefusedXmlException
 
 from volmgr import exception
 from volmgr.api import faults
+from volmgr.api import microversion as mv
 from volmgr.context import RequestContext
 
 JSON = "json"
@@ -49,6 +50,12 @@ class ApiRequest:
     context: RequestContext | None
     fmt: str
     body: Any = None
+    #: The v3 microversion the request is served at (3.0 for the Compute 1.1 face).
+    version: mv.Version = mv.MIN_VERSION
+
+    def at_least(self, version: str) -> bool:
+        """Whether the request's microversion is ``version`` or newer."""
+        return self.version >= mv.parse(version)
 
     @property
     def ctx(self) -> RequestContext:
@@ -91,6 +98,12 @@ class Route:
     regex: re.Pattern[str]
     public: bool = False
     face: Face = JSON_ONLY
+    min_version: mv.Version = mv.MIN_VERSION
+    max_version: mv.Version | None = None
+
+    def serves(self, version: mv.Version) -> bool:
+        return self.min_version <= version and (self.max_version is None
+                                                or version <= self.max_version)
 
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -111,10 +124,17 @@ class Router:
         self.routes: list[Route] = []
 
     def add(self, method: str, pattern: str, handler: Handler, *, public: bool = False,
-            face: Face = JSON_ONLY) -> None:
-        self.routes.append(Route(method, pattern, handler, _compile(pattern), public, face))
+            face: Face = JSON_ONLY, min_version: str | None = None,
+            max_version: str | None = None) -> None:
+        """Route ``method pattern`` to ``handler``; a v3 route that exists only from (or
+        up to) a microversion names it, and answers 404 outside that range."""
+        self.routes.append(Route(
+            method, pattern, handler, _compile(pattern), public, face,
+            mv.parse(min_version) if min_version else mv.MIN_VERSION,
+            mv.parse(max_version) if max_version else None))
 
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, str], str | None]:
+    def match(self, method: str, path: str, version: mv.Version = mv.MIN_VERSION,
+              ) -> tuple[Route, dict[str, str], str | None]:
         """The route, its parameters and a format forced by a ``.xml``/``.json`` suffix."""
         allowed: set[str] = set()
         for candidate, suffix in _path_variants(path):
@@ -122,7 +142,7 @@ class Router:
                 if suffix is not None and not route.face.suffixes:
                     continue
                 found = route.regex.match(candidate)
-                if found is None:
+                if found is None or not route.serves(version):
                     continue
                 if route.method != method:
                     allowed.add(route.method)
@@ -136,7 +156,11 @@ class Router:
 
 
 def _path_variants(path: str) -> list[tuple[str, str | None]]:
-    path = path.rstrip("/") or "/"
+    # Block Storage v3 resources have no trailing-slash form (``/v3/{p}/volumes/`` is
+    # 404, as in the reference); the version documents and the Compute 1.1 face
+    # accept one.
+    if not path.startswith("/v3/") or path.count("/") <= 2:
+        path = path.rstrip("/") or "/"
     variants: list[tuple[str, str | None]] = [(path, None)]
     for suffix in (JSON, XML):
         if path.endswith("." + suffix):

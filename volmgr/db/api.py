@@ -12,14 +12,17 @@ from oslo_config import cfg
 from volmgr.db import engine as engine_mod
 from volmgr.db.admin import AdminQueries
 from volmgr.db.attachments import AttachmentQueries
+from volmgr.db.messages import MessageQueries
 from volmgr.db.quota import QuotaQueries
 from volmgr.db.services import ServiceQueries
 from volmgr.db.snapshots import SnapshotQueries
+from volmgr.db.transfers import TransferQueries
+from volmgr.db.types import TypeQueries
 from volmgr.db.volumes import VolumeQueries
 
 
 class Database(VolumeQueries, AttachmentQueries, SnapshotQueries, ServiceQueries,
-               QuotaQueries, AdminQueries):
+               QuotaQueries, AdminQueries, TypeQueries, TransferQueries, MessageQueries):
     """Facade over volmgr's tables."""
 
     @classmethod

@@ -99,6 +99,17 @@ class Volume(StatusMixin, TimestampMixin, SoftDeleteMixin, Base):
                                              server_default=sa.true())
     """Whether the row still holds its volumes/gigabytes reservation (a volume no host
     could take gives it back at once, and its later delete must not give it twice)."""
+    # -- Block Storage v3 (migration 0004) --
+    volume_type_id: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    bootable: Mapped[bool] = mapped_column(sa.Boolean, default=False,
+                                           server_default=sa.false())
+    multiattach: Mapped[bool] = mapped_column(sa.Boolean, default=False,
+                                              server_default=sa.false())
+    admin_metadata: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=dict)
+    """Service-owned flags such as ``readonly`` (never writable through metadata)."""
+    image_metadata: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, default=dict)
+    """``volume_image_metadata``: plain key/value data about the image, if any."""
+    migration_status: Mapped[ShortText]
 
     attachments: Mapped[list[VolumeAttachment]] = relationship(
         back_populates="volume",
@@ -124,6 +135,9 @@ class VolumeAttachment(TimestampMixin, SoftDeleteMixin, Base):
     connection_info: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     attached_at: Mapped[OptionalTimestamp]
     detached_at: Mapped[OptionalTimestamp]
+    attach_mode: Mapped[str] = mapped_column(sa.String(2), default="rw",
+                                             server_default="rw")
+    """``rw`` or ``ro`` (migration 0004)."""
 
     volume: Mapped[Volume] = relationship(back_populates="attachments", viewonly=True)
 
@@ -173,6 +187,124 @@ class QuotaUsage(TimestampMixin, Base):
     project_id: Mapped[str] = mapped_column(sa.String(255))
     resource: Mapped[str] = mapped_column(sa.String(64))
     in_use: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+# -- Block Storage v3 resources (migration 0004) -----------------------------------------
+
+
+class VolumeType(TimestampMixin, SoftDeleteMixin, Base):
+    """A volume type: a name, extra specs (``multiattach``, ``volume_backend_name`` …),
+    public or private with an access list, optionally tied to QoS specs."""
+
+    __tablename__ = "volume_types"
+
+    id: Mapped[UUIDKey]
+    name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    description: Mapped[ShortText]
+    is_public: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    qos_specs_id: Mapped[str | None] = mapped_column(sa.String(36))
+    extra_specs: Mapped[JSONDict]
+
+
+class VolumeTypeProject(Base):
+    """One project allowed to use a private volume type."""
+
+    __tablename__ = "volume_type_projects"
+    __table_args__ = (sa.UniqueConstraint("volume_type_id", "project_id",
+                                          name="uq_volume_type_projects_type_project"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    volume_type_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("volume_types.id"), index=True)
+    project_id: Mapped[str] = mapped_column(sa.String(255))
+
+
+class Encryption(TimestampMixin, SoftDeleteMixin, Base):
+    """The encryption record of a volume type (the compute host does the encrypting)."""
+
+    __tablename__ = "encryption"
+
+    encryption_id: Mapped[UUIDKey]
+    volume_type_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("volume_types.id"), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(255))
+    cipher: Mapped[ShortText]
+    key_size: Mapped[int | None] = mapped_column(sa.Integer)
+    control_location: Mapped[str] = mapped_column(sa.String(255), default="front-end")
+
+
+class QualityOfServiceSpecs(TimestampMixin, SoftDeleteMixin, Base):
+    """Named QoS specs (``consumer`` plus key/value specs), associated with types."""
+
+    __tablename__ = "quality_of_service_specs"
+
+    id: Mapped[UUIDKey]
+    name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    consumer: Mapped[str] = mapped_column(sa.String(255), default="back-end")
+    specs: Mapped[JSONDict]
+
+
+class Quota(TimestampMixin, Base):
+    """A project's own hard limit for one resource (absent: the class default)."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (sa.UniqueConstraint("project_id", "resource",
+                                          name="uq_quotas_project_resource"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    resource: Mapped[str] = mapped_column(sa.String(255))
+    hard_limit: Mapped[int] = mapped_column(sa.Integer)
+
+
+class QuotaClass(TimestampMixin, Base):
+    """A quota class's hard limit for one resource (class ``default`` is the default)."""
+
+    __tablename__ = "quota_classes"
+    __table_args__ = (sa.UniqueConstraint("class_name", "resource",
+                                          name="uq_quota_classes_class_resource"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    class_name: Mapped[str] = mapped_column(sa.String(255), index=True)
+    resource: Mapped[str] = mapped_column(sa.String(255))
+    hard_limit: Mapped[int] = mapped_column(sa.Integer)
+
+
+class Transfer(TimestampMixin, SoftDeleteMixin, Base):
+    """A volume transfer offer: the volume, a salted hash of the auth key, and who
+    accepted it."""
+
+    __tablename__ = "transfers"
+
+    id: Mapped[UUIDKey]
+    volume_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("volumes.id"), index=True)
+    display_name: Mapped[ShortText]
+    salt: Mapped[str] = mapped_column(sa.String(255))
+    crypt_hash: Mapped[str] = mapped_column(sa.String(255))
+    source_project_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    destination_project_id: Mapped[str | None] = mapped_column(sa.String(255))
+    accepted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    no_snapshots: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class Message(Base):
+    """A user message (``/messages``): why a request of a project ended in error."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[UUIDKey]
+    project_id: Mapped[str] = mapped_column(sa.String(255), index=True)
+    request_id: Mapped[str | None] = mapped_column(sa.String(255))
+    resource_type: Mapped[str | None] = mapped_column(sa.String(255))
+    resource_uuid: Mapped[str | None] = mapped_column(sa.String(36), index=True)
+    event_id: Mapped[str] = mapped_column(sa.String(255))
+    message_level: Mapped[str] = mapped_column(sa.String(255), default="ERROR")
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[Timestamp]
+    expires_at: Mapped[OptionalTimestamp]
+    deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
+    deleted_at: Mapped[OptionalTimestamp]
 
 
 def table(model: type[Base]) -> sa.Table:
