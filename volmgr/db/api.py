@@ -18,11 +18,13 @@ from volmgr.db.services import ServiceQueries
 from volmgr.db.snapshots import SnapshotQueries
 from volmgr.db.transfers import TransferQueries
 from volmgr.db.types import TypeQueries
+from volmgr.db.volume_updates import VolumeUpdateQueries
 from volmgr.db.volumes import VolumeQueries
 
 
 class Database(VolumeQueries, AttachmentQueries, SnapshotQueries, ServiceQueries,
-               QuotaQueries, AdminQueries, TypeQueries, TransferQueries, MessageQueries):
+               QuotaQueries, AdminQueries, TypeQueries, TransferQueries, MessageQueries,
+               VolumeUpdateQueries):
     """Facade over volmgr's tables."""
 
     @classmethod

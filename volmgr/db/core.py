@@ -7,8 +7,9 @@ re-run whole (tenacity), so callers never see those transient errors.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -82,6 +83,28 @@ class DatabaseCore:
         self.engine.dispose()
 
 
+#: A sort order: (column name, "asc" | "desc") pairs; ``id`` is always appended last.
+SortOrder = Sequence[tuple[str, str]]
+NEWEST_FIRST: SortOrder = (("created_at", "desc"),)
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def _sort_expression(model: Any, key: str) -> Any:
+    """The column to order by, with NULL folded into a value that sorts first, so that
+    ordering and the marker comparison agree on every database."""
+    column = getattr(model, key)
+    if not column.nullable:
+        return column
+    python_type = column.type.python_type
+    if python_type is str:
+        return sa.func.coalesce(column, "")
+    if python_type is datetime.datetime:
+        return sa.func.coalesce(column, _EPOCH)
+    if python_type is int:
+        return sa.func.coalesce(column, -1)
+    return column
+
+
 def list_live(
     session: Session,
     model: Any,
@@ -91,20 +114,40 @@ def list_live(
     anchor: Any | None,
     limit: int | None,
     offset: int,
+    sort: SortOrder = NEWEST_FIRST,
+    row_filter: Callable[[Any], bool] | None = None,
 ) -> list[Any]:
-    """Live rows of ``model`` (volumes or snapshots), newest first, scoped to a project,
-    filtered by column equality, and paged after ``anchor`` (the previous page's last
-    row) with ``limit``/``offset``."""
+    """Live rows of ``model``, scoped to a project, filtered by column equality, in
+    ``sort`` order (``id`` breaks ties), and paged after ``anchor`` (the previous page's
+    last row) with ``limit``/``offset``. ``row_filter`` is a Python predicate for what SQL
+    cannot say portably (JSON metadata); paging then happens after it."""
+    order = [(key, direction) for key, direction in sort if key != "id"]
+    order.append(("id", sort[-1][1] if sort else "desc"))
     query = sa.select(model).where(model.deleted == sa.false())
     if project_id is not None:
         query = query.where(model.project_id == project_id)
     for key, value in (filters or {}).items():
-        query = query.where(getattr(model, key) == value)
+        column = getattr(model, key)
+        if isinstance(value, list | tuple | set):
+            query = query.where(column.in_(list(value)))
+        else:
+            query = query.where(column == value)
+    expressions = [(_sort_expression(model, key), direction) for key, direction in order]
     if anchor is not None:
-        query = query.where(sa.or_(
-            model.created_at < anchor.created_at,
-            sa.and_(model.created_at == anchor.created_at, model.id < anchor.id)))
-    query = query.order_by(model.created_at.desc(), model.id.desc())
+        values = session.execute(sa.select(*(e for e, _ in expressions)).where(
+            model.id == anchor.id)).one()
+        after: list[sa.ColumnElement[bool]] = []
+        for index, (expression, direction) in enumerate(expressions):
+            equal_before = [expressions[k][0] == values[k] for k in range(index)]
+            beyond = (expression > values[index] if direction == "asc"
+                      else expression < values[index])
+            after.append(sa.and_(*equal_before, beyond))
+        query = query.where(sa.or_(*after))
+    query = query.order_by(*(e.asc() if d == "asc" else e.desc() for e, d in expressions))
+    if row_filter is not None:
+        rows = [row for row in session.execute(query).scalars() if row_filter(row)]
+        end = None if limit is None else offset + limit
+        return rows[offset:end]
     if offset:
         query = query.offset(offset)
     if limit is not None:

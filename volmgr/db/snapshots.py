@@ -4,7 +4,7 @@ quota release, and the recovery queries."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from volmgr import exception, states
 from volmgr.db import models, quota
-from volmgr.db.core import DatabaseCore, conditional_update, list_live
+from volmgr.db.core import (
+    NEWEST_FIRST,
+    DatabaseCore,
+    SortOrder,
+    conditional_update,
+    list_live,
+)
 from volmgr.db.volumes import get_volume
 
 _snapshots = models.table(models.Snapshot)
@@ -69,14 +75,17 @@ class SnapshotQueries(DatabaseCore):
     def snapshot_list(self, project_id: str | None = None, *,
                       filters: Mapping[str, Any] | None = None,
                       limit: int | None = None, marker: str | None = None,
-                      offset: int = 0) -> list[models.Snapshot]:
-        """Live snapshots, newest first; ``filters`` may hold status, display_name,
-        volume_id."""
+                      offset: int = 0, sort: SortOrder = NEWEST_FIRST,
+                      row_filter: Callable[[models.Snapshot], bool] | None = None,
+                      ) -> list[models.Snapshot]:
+        """Live snapshots, newest first unless ``sort`` says otherwise; ``filters`` are
+        column equalities; ``marker`` as for ``volume_list``."""
         def work(session: Session) -> list[models.Snapshot]:
             anchor = (get_snapshot(session, marker, project_id) if marker is not None
                       else None)
             return list_live(session, models.Snapshot, project_id=project_id,
-                             filters=filters, anchor=anchor, limit=limit, offset=offset)
+                             filters=filters, anchor=anchor, limit=limit, offset=offset,
+                             sort=sort, row_filter=row_filter)
         return self.run(work)
 
     def snapshot_transition(self, snapshot_id: str, expected: Sequence[str],

@@ -4,7 +4,7 @@ soft delete with quota release, and the queries recovery needs."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from volmgr import exception, states
 from volmgr.db import models, quota
-from volmgr.db.core import DatabaseCore, conditional_update, list_live
+from volmgr.db.core import (
+    NEWEST_FIRST,
+    DatabaseCore,
+    SortOrder,
+    conditional_update,
+    list_live,
+)
 
 _volumes = models.table(models.Volume)
 _attachments = models.table(models.VolumeAttachment)
@@ -147,13 +153,17 @@ class VolumeQueries(DatabaseCore):
     def volume_list(self, project_id: str | None = None, *,
                     filters: Mapping[str, Any] | None = None,
                     limit: int | None = None, marker: str | None = None,
-                    offset: int = 0) -> list[models.Volume]:
-        """Live volumes, newest first. ``filters`` may hold status, display_name, host.
-        ``marker`` is the id of the last volume of the previous page."""
+                    offset: int = 0, sort: SortOrder = NEWEST_FIRST,
+                    row_filter: Callable[[models.Volume], bool] | None = None,
+                    ) -> list[models.Volume]:
+        """Live volumes, newest first unless ``sort`` says otherwise. ``filters`` are
+        column equalities (a list value means "one of"); ``marker`` is the id of the last
+        volume of the previous page (VolumeNotFound when it names none)."""
         def work(session: Session) -> list[models.Volume]:
             anchor = get_volume(session, marker, project_id) if marker is not None else None
             return list_live(session, models.Volume, project_id=project_id, filters=filters,
-                             anchor=anchor, limit=limit, offset=offset)
+                             anchor=anchor, limit=limit, offset=offset, sort=sort,
+                             row_filter=row_filter)
         return self.run(work)
 
     def volume_transition(self, volume_id: str, expected: Sequence[str],
