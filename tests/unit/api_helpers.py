@@ -50,9 +50,10 @@ class RecordingRPC:
         self.casts.append(Cast(method, host, args, context))
 
     def create_volume(self, context: RequestContext, host: str, volume_id: str,
-                      snapshot_id: str | None = None) -> None:
+                      snapshot_id: str | None = None,
+                      source_volid: str | None = None) -> None:
         self._record("create_volume", context, host, volume_id=volume_id,
-                     snapshot_id=snapshot_id)
+                     snapshot_id=snapshot_id, source_volid=source_volid)
 
     def delete_volume(self, context: RequestContext, host: str, volume_id: str) -> None:
         self._record("delete_volume", context, host, volume_id=volume_id)

@@ -37,7 +37,8 @@ class CastingAPI(Protocol):
     def require_version(self, method: str, version: str | None = None) -> None: ...
 
     def create_volume(self, context: RequestContext, host: str, volume_id: str,
-                      snapshot_id: str | None = None) -> None: ...
+                      snapshot_id: str | None = None,
+                      source_volid: str | None = None) -> None: ...
 
     def delete_volume(self, context: RequestContext, host: str, volume_id: str) -> None: ...
 
@@ -110,12 +111,19 @@ class Operations:
 
     # -- volumes -------------------------------------------------------------------
 
-    def create_volume(self, ctx: RequestContext, *, size: int, name: str | None = None,
+    def create_volume(self, ctx: RequestContext, *, size: int | None,
+                      name: str | None = None,
                       description: str | None = None,
                       metadata: Mapping[str, str] | None = None,
                       availability_zone: str | None = None,
                       volume_type: str | None = None,
-                      snapshot_id: str | None = None) -> models.Volume:
+                      volume_type_id: str | None = None,
+                      multiattach: bool = False,
+                      snapshot_id: str | None = None,
+                      source_volid: str | None = None) -> models.Volume:
+        """Write the new volume (with its quota) and cast its creation. ``size`` may be
+        None when the volume is made from a snapshot or a source volume: it then has
+        their size."""
         zone = self.conf.storage_availability_zone
         if availability_zone not in (None, zone):
             raise exception.InvalidInput(
@@ -123,23 +131,37 @@ class Operations:
                 f"this service offers {zone!r}")
         host: str | None
         reason: str | None = None
+        source_size: int | None = None
         if snapshot_id is not None:
             # Refuse before writing anything: during a rolling upgrade a capped API
             # must not queue work that old managers cannot do.
             self.rpcapi.require_version("create_volume",
                                         rpcapi_mod.CREATE_FROM_SNAPSHOT_VERSION)
-            snapshot = self.db.snapshot_get(snapshot_id, ctx.project_id)
+            snapshot = self.db.snapshot_get(snapshot_id, scope(ctx))
             if snapshot.status != states.SNAP_AVAILABLE:
                 raise exception.SnapshotStatusConflict(
                     snapshot_id=snapshot_id, status=snapshot.status,
                     expected=states.SNAP_AVAILABLE)
-            if size < snapshot.size:
-                raise exception.InvalidInput(
-                    reason=f"size {size} GiB is smaller than the snapshot's "
-                    f"{snapshot.size} GiB")
             # A volume made from a snapshot lives on the snapshot's backend.
-            host = snapshot.host
-        else:
+            host, source_size, what = snapshot.host, snapshot.size, "snapshot's"
+        elif source_volid is not None:
+            self.rpcapi.require_version("create_volume",
+                                        rpcapi_mod.CREATE_FROM_SOURCE_VERSION)
+            source = self.db.volume_get(source_volid, scope(ctx))
+            if source.status not in states.CAN_CLONE_FROM:
+                raise exception.VolumeStatusConflict(
+                    volume_id=source_volid, status=source.status,
+                    expected=", ".join(states.CAN_CLONE_FROM))
+            host, source_size, what = source.host, source.size, "source volume's"
+        if source_size is not None:
+            if size is None:
+                size = source_size
+            elif size < source_size:
+                raise exception.InvalidInput(
+                    reason=f"size {size} GiB is smaller than the {what} {source_size} GiB")
+        if size is None:
+            raise exception.InvalidInput(reason="'size' is required")
+        if source_size is None:
             try:
                 host = self.scheduler.choose_host(size)
             except exception.NoValidHost as error:
@@ -149,13 +171,16 @@ class Operations:
             display_name=name, display_description=description, metadata=metadata,
             availability_zone=zone, volume_type=volume_type, snapshot_id=snapshot_id,
             host=host, status=states.CREATING if host else states.ERROR,
-            status_reason=reason, hold_quota=host is not None)
+            status_reason=reason, hold_quota=host is not None,
+            volume_type_id=volume_type_id, source_volid=source_volid,
+            multiattach=multiattach)
         if host is None:
             LOG.warning("Volume %s could not be scheduled: %s", volume.id, reason)
             return volume
         self._cast(ctx, "create_volume", volume.id,
                    lambda: self.rpcapi.create_volume(ctx, host, volume.id,
-                                                     snapshot_id=snapshot_id))
+                                                     snapshot_id=snapshot_id,
+                                                     source_volid=source_volid))
         return volume
 
     def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:

@@ -85,7 +85,12 @@ def transition_or_raise(session: Session, volume_id: str, expected: Sequence[str
                                              expected=", ".join(expected))
     if volume.attachments:
         raise exception.VolumeIsAttached(volume_id=volume_id)
-    raise exception.VolumeHasSnapshots(volume_id=volume_id)
+    snapshots = session.execute(sa.select(sa.func.count()).select_from(_snapshots).where(
+        _snapshots.c.volume_id == volume_id, _snapshots.c.deleted == sa.false())).scalar()
+    if snapshots:
+        raise exception.VolumeHasSnapshots(volume_id=volume_id)
+    raise exception.InvalidVolume(reason=f"volume {volume_id} is being cloned; try again "
+                                  f"when the new volume is available")
 
 
 def _hold_snapshot_source(session: Session, snapshot_id: str) -> None:
@@ -105,6 +110,28 @@ def _hold_snapshot_source(session: Session, snapshot_id: str) -> None:
                                                expected=states.SNAP_AVAILABLE)
 
 
+def _hold_source_volume(session: Session, volume_id: str) -> None:
+    """Lock the volume being cloned and check it can be read from, in the transaction
+    that inserts the clone; its delete then waits for us and sees the clone
+    (``no_clone_being_made`` guard)."""
+    lock_volume(session, volume_id)
+    status = session.execute(sa.select(_volumes.c.status).where(
+        _volumes.c.id == volume_id, _volumes.c.deleted == sa.false())).scalar()
+    if status is None:
+        raise exception.VolumeNotFound(volume_id=volume_id)
+    if status not in states.CAN_CLONE_FROM:
+        raise exception.VolumeStatusConflict(volume_id=volume_id, status=status,
+                                             expected=", ".join(states.CAN_CLONE_FROM))
+
+
+def no_clone_being_made() -> sa.ColumnElement[bool]:
+    """No volume is being created from this one (its delete must wait)."""
+    clones = _volumes.alias("clones")
+    return ~sa.exists().where(clones.c.source_volid == _volumes.c.id,
+                              clones.c.deleted == sa.false(),
+                              clones.c.status == states.CREATING)
+
+
 def stale(status_changed_at: datetime.datetime | None, older_than: datetime.datetime) -> bool:
     return status_changed_at is None or status_changed_at <= older_than
 
@@ -122,13 +149,18 @@ class VolumeQueries(DatabaseCore):
                       host: str | None = None,
                       status: str = states.CREATING,
                       status_reason: str | None = None,
-                      hold_quota: bool = True) -> models.Volume:
+                      hold_quota: bool = True,
+                      volume_type_id: str | None = None,
+                      source_volid: str | None = None,
+                      multiattach: bool = False) -> models.Volume:
         """Reserve quota and insert the row in one transaction; QuotaExceeded reserves
         nothing. ``hold_quota=False`` (a volume born in ``error``, e.g. no host could
         take it) checks the limits the same way but keeps nothing reserved."""
         def work(session: Session) -> models.Volume:
             if snapshot_id is not None:
                 _hold_snapshot_source(session, snapshot_id)
+            if source_volid is not None:
+                _hold_source_volume(session, source_volid)
             deltas = {quota.VOLUMES: 1, quota.GIGABYTES: size}
             quota.reserve(session, self.quota_limits, project_id, deltas)
             if not hold_quota:
@@ -139,7 +171,8 @@ class VolumeQueries(DatabaseCore):
                 display_name=display_name, display_description=display_description,
                 metadata_=dict(metadata or {}), availability_zone=availability_zone,
                 volume_type=volume_type, snapshot_id=snapshot_id, host=host,
-                recovery_attempts=0)
+                recovery_attempts=0, volume_type_id=volume_type_id,
+                source_volid=source_volid, multiattach=multiattach)
             session.add(volume)
             session.flush()
             session.refresh(volume)
@@ -198,6 +231,7 @@ class VolumeQueries(DatabaseCore):
             where.append(no_live_attachments())
         if no_snapshots:
             where.append(no_live_snapshots())
+            where.append(no_clone_being_made())
         if project_id is not None:
             where.append(_volumes.c.project_id == project_id)
         return tuple(where)

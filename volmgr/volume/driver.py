@@ -12,6 +12,8 @@ import abc
 import dataclasses
 from typing import Any
 
+from volmgr import exception
+
 
 @dataclasses.dataclass(frozen=True)
 class VolumeRef:
@@ -66,6 +68,10 @@ class VolumeDriver(abc.ABC):
     def create_volume_from_snapshot(self, volume: VolumeRef,
                                     snapshot: SnapshotRef) -> dict[str, Any]:
         """Create a volume holding the snapshot's data (at least snapshot.size GiB)."""
+
+    def create_cloned_volume(self, volume: VolumeRef, source: VolumeRef) -> dict[str, Any]:
+        """Create a volume holding a copy of ``source``'s data (at least its size)."""
+        raise exception.BackendError(reason=f"the {self.name} driver cannot clone volumes")
 
     @abc.abstractmethod
     def delete_volume(self, volume: VolumeRef) -> None:

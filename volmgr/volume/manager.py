@@ -67,9 +67,10 @@ class VolumeManager:
 
     @messaging.expose
     def create_volume(self, context: dict[str, Any], volume_id: str,
-                      snapshot_id: str | None = None) -> None:
-        self._submit(self._create_key(volume_id, snapshot_id), self.ops.create_volume,
-                     _ctx(context), volume_id, snapshot_id)
+                      snapshot_id: str | None = None,
+                      source_volid: str | None = None) -> None:
+        self._submit(self._create_key(volume_id, snapshot_id, source_volid),
+                     self.ops.create_volume, _ctx(context), volume_id, snapshot_id)
 
     @messaging.expose
     def delete_volume(self, context: dict[str, Any], volume_id: str) -> None:
@@ -130,7 +131,8 @@ class VolumeManager:
         """Queue again the work a transitional volume row asks for (recovery)."""
         ctx = RequestContext.admin()
         if volume.status == states.CREATING:
-            self._submit(self._create_key(volume.id, volume.snapshot_id),
+            self._submit(self._create_key(volume.id, volume.snapshot_id,
+                                          volume.source_volid),
                          self.ops.create_volume, ctx, volume.id, volume.snapshot_id)
         elif volume.status == states.DELETING:
             self._submit(volume.id, self.ops.delete_volume, ctx, volume.id)
@@ -166,9 +168,13 @@ class VolumeManager:
         LOG.debug("Queued %s for volume %s", getattr(func, "__name__", func), key)
         self.executor.submit(key, functools.partial(func, *args))
 
-    def _create_key(self, volume_id: str, snapshot_id: str | None) -> str:
+    def _create_key(self, volume_id: str, snapshot_id: str | None,
+                    source_volid: str | None = None) -> str:
         """A volume made from a snapshot is created under the snapshot's parent volume's
-        key, so the copy never overlaps that snapshot's deletion."""
+        key, and a clone under its source volume's key, so the copy never overlaps the
+        deletion or the growth of what it reads."""
+        if source_volid is not None:
+            return source_volid
         if snapshot_id is None:
             return volume_id
         try:

@@ -120,6 +120,10 @@ class Operations:
                 snapshot = self.db.snapshot_get(snapshot_id)
                 updates = self.driver.create_volume_from_snapshot(volume_ref(volume),
                                                                   snapshot_ref(snapshot))
+            elif volume.source_volid:
+                source = self.db.volume_get(volume.source_volid)
+                updates = self.driver.create_cloned_volume(volume_ref(volume),
+                                                           volume_ref(source))
             else:
                 updates = self.driver.create_volume(volume_ref(volume))
         except Exception as error:

@@ -14,6 +14,8 @@ API version history:
   extend_volume, create_snapshot, delete_snapshot (casts); get_capabilities, ping
   (calls).
 * 1.1 - create_volume accepts ``snapshot_id`` to create a volume from a snapshot.
+* 1.2 - create_volume accepts ``source_volid`` to clone a volume (the manager reads the
+  source from the row; the argument keys the work under the source volume).
 
 An API newer than some managers is capped with ``[upgrade_levels] volume = 1.0`` during
 a rolling upgrade; the client then refuses to send a message that needs more.
@@ -28,10 +30,12 @@ from oslo_config import cfg
 from volmgr import exception, rpc
 from volmgr.context import RequestContext
 
-RPC_API_VERSION = "1.1"
+RPC_API_VERSION = "1.2"
 
 #: Version create_volume needs when it carries a snapshot_id.
 CREATE_FROM_SNAPSHOT_VERSION = "1.1"
+#: Version create_volume needs when it carries a source_volid (a clone).
+CREATE_FROM_SOURCE_VERSION = "1.2"
 
 #: Version each method needs at the least (its arguments as sent today).
 METHOD_VERSIONS = {
@@ -80,8 +84,12 @@ class VolumeAPI:
         cctxt.cast(context.to_dict(), method, **kwargs)
 
     def create_volume(self, context: RequestContext, host: str, volume_id: str,
-                      snapshot_id: str | None = None) -> None:
-        if snapshot_id is not None:
+                      snapshot_id: str | None = None,
+                      source_volid: str | None = None) -> None:
+        if source_volid is not None:
+            self._cast(context, "create_volume", host, CREATE_FROM_SOURCE_VERSION,
+                       volume_id=volume_id, source_volid=source_volid)
+        elif snapshot_id is not None:
             self._cast(context, "create_volume", host, CREATE_FROM_SNAPSHOT_VERSION,
                        volume_id=volume_id, snapshot_id=snapshot_id)
         else:

@@ -144,6 +144,19 @@ class FileDriver(ExportingDriver):
         self._copy_published(source, path, _gib(volume.size))
         return {}
 
+    def create_cloned_volume(self, volume: VolumeRef, source: VolumeRef) -> dict[str, Any]:
+        if volume.size < source.size:
+            raise exception.InvalidInput(
+                reason="a clone must be at least the size of its source volume")
+        path = self._volume_path(volume.id)
+        if self._exists_with_size(path, _gib(volume.size)):
+            return {}
+        source_path = self._volume_path(source.id)
+        if not os.path.exists(source_path):
+            raise exception.BackendError(reason=f"image {source_path} is missing")
+        self._copy_published(source_path, path, _gib(volume.size))
+        return {}
+
     # -- helpers --------------------------------------------------------------------------
 
     def _copy_published(self, source: str, destination: str, size: int | None) -> None:
