@@ -39,6 +39,7 @@ setup(
             "volmgr-volume = volmgr.cmd.volume:main",
             "volmgr-manage = volmgr.cmd.manage:main",
             "volmgr-all = volmgr.cmd.all:main",
+            "volmgr-bench = volmgr.bench.cli:main",
         ],
         "oslo.config.opts": [
             "volmgr = volmgr.opts:list_opts",
