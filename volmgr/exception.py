@@ -83,6 +83,12 @@ class ExtensionNotFound(NotFound):
     message = "Extension %(alias)s could not be found."
 
 
+class TransferNotFound(NotFound):
+    """Raised when no pending volume transfer with that id is visible to the caller."""
+
+    message = "Transfer %(transfer_id)s could not be found."
+
+
 # -- Bad input ------------------------------------------------------------------------
 
 
@@ -114,6 +120,12 @@ class InvalidConfiguration(Invalid):
     """Raised at start-up when the configuration cannot work (e.g. unknown driver)."""
 
     message = "Invalid configuration: %(reason)s"
+
+
+class InvalidAuthKey(Invalid):
+    """Raised when a volume transfer is accepted with the wrong authentication key."""
+
+    message = "Invalid auth key: %(reason)s"
 
 
 class RequestTooLarge(Invalid):
@@ -182,6 +194,13 @@ class QuotaExceeded(VolmgrError):
         "Quota exceeded for %(resource)s: requested %(requested)d, "
         "in use %(in_use)d, limit %(limit)d."
     )
+
+
+class VolumeSizeExceedsLimit(QuotaExceeded):
+    """Raised when a volume would be larger than the project's per_volume_gigabytes."""
+
+    message = ("Requested volume size %(size)dG is larger than maximum allowed limit "
+               "%(limit)dG.")
 
 
 class NoValidHost(VolmgrError):

@@ -26,6 +26,28 @@ def lvs_out(*rows: tuple[str, int, str, str, str]) -> str:
     return "".join(f"  {n}|{s}|{o}|{p}|{d}\n" for n, s, o, p, d in rows)
 
 
+def one_lv(name: str) -> list[str]:
+    """The look at a single LV (only after a command failed, or to size a wipe)."""
+    return ["lvs", "--noheadings", "--units", "b", "--nosuffix", "--separator", "|", "-o",
+            "lv_name,lv_size,origin,lv_role", f"{VG}/{name}"]
+
+
+def one_lv_out(name: str, size: int, origin: str = "", roles: str = "public") -> str:
+    return f"  {name}|{size}|{origin}|{roles}\n"
+
+
+NOT_FOUND = {"stderr": f'  Failed to find logical volume "{VG}/x"', "exit_code": 5}
+
+
+def remove(name: str) -> list[str]:
+    """lvremove that never takes an origin (and so its snapshots) with it."""
+    return ["lvremove", "-f", "-S", f"lv_name={name} && !(lv_role=origin)", VG]
+
+
+def removed(name: str) -> str:
+    return f'  Logical volume "{name}" successfully removed.\n'
+
+
 @pytest.fixture
 def scripted() -> ScriptedExecutor:
     return ScriptedExecutor()
@@ -51,49 +73,53 @@ def block_device_ok(monkeypatch) -> None:
     monkeypatch.setattr(lvm, "_require_block_device", lambda path, purpose: None)
 
 
-def test_thick_create_runs_lvcreate_with_the_uuid_name_and_gib_size(make, scripted) -> None:
+def test_thick_create_is_one_lvcreate_with_the_uuid_name_and_gib_size(make, scripted) -> None:
     driver = make()
-    scripted.expect(LVS, stdout="").expect(["lvcreate", "-n", f"volume-{VOL}", "-L", "2g", VG])
+    scripted.expect(["lvcreate", "-n", f"volume-{VOL}", "-L", "2g", VG])
     assert driver.create_volume(VolumeRef(VOL, 2)) == {}
     scripted.assert_done()
 
 
 def test_thin_create_runs_lvcreate_in_the_pool(make, scripted) -> None:
     driver = make(lvm_type="thin", thin_pool_name="pool1")
-    scripted.expect(LVS).expect(["lvcreate", "-T", "-V", "3g", "-n", f"volume-{VOL}",
-                                 f"{VG}/pool1"])
+    scripted.expect(["lvcreate", "-T", "-V", "3g", "-n", f"volume-{VOL}", f"{VG}/pool1"])
     driver.create_volume(VolumeRef(VOL, 3))
     scripted.assert_done()
 
 
-def test_create_of_an_existing_lv_with_the_right_size_succeeds_without_lvcreate(
-        make, scripted) -> None:
+def test_a_redriven_create_of_an_lv_that_exists_at_that_size_succeeds(make, scripted) -> None:
     driver = make()
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", 2 * GiB, "", "", "")))
+    scripted.expect(None, stderr=f'Logical Volume "volume-{VOL}" already exists', exit_code=5)
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", 2 * GiB))
     driver.create_volume(VolumeRef(VOL, 2))
     scripted.assert_done()
 
 
 def test_create_of_an_existing_lv_with_another_size_is_a_backend_error(make, scripted) -> None:
     driver = make()
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", 1 * GiB, "", "", "")))
+    scripted.expect(None, stderr="already exists", exit_code=5)
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", 1 * GiB))
     with pytest.raises(exception.BackendError, match="exists with"):
         driver.create_volume(VolumeRef(VOL, 2))
+    scripted.assert_done()
 
 
-def test_create_that_lost_a_race_to_an_identical_lv_succeeds(make, scripted) -> None:
+def test_a_failed_lvcreate_with_no_lv_left_reports_lvms_error(make, scripted) -> None:
     driver = make()
-    scripted.expect(LVS).expect(None, stderr='Logical Volume "x" already exists', exit_code=5)
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", 2 * GiB, "", "", "")))
-    driver.create_volume(VolumeRef(VOL, 2))
+    scripted.expect(None, stderr="Volume group has insufficient free space", exit_code=5)
+    scripted.expect(one_lv(f"volume-{VOL}"), **NOT_FOUND)
+    with pytest.raises(exception.ProcessExecutionError, match="insufficient free space"):
+        driver.create_volume(VolumeRef(VOL, 2))
     scripted.assert_done()
 
 
 def test_lvm_conf_becomes_lvm_system_dir_for_every_lvm_command(make, scripted,
                                                                tmp_path) -> None:
     driver = make(lvm_conf=str(tmp_path / "cfg" / "lvm.conf"))
-    scripted.expect(LVS).expect(None)
+    scripted.expect(None).expect(None, stdout=removed(f"volume-{VOL}"))
     driver.create_volume(VolumeRef(VOL, 1))
+    driver.delete_volume(VolumeRef(VOL, 1))
+    assert len(scripted.calls) == 2
     for call in scripted.calls:
         assert call.env["LVM_SYSTEM_DIR"] == str(tmp_path / "cfg")
         assert call.env["LVM_SUPPRESS_FD_WARNINGS"] == "1"
@@ -109,7 +135,9 @@ def test_lvm_commands_run_through_the_root_helper(conf, tmp_path) -> None:
     conf.set_override("volume_group", VG, group="lvm")
     conf.set_override("target_helper", "none", group="volume")
     driver = drivers.load_driver(conf, executor=scripted)
-    scripted.expect(["sudo", "-n", *LVS])
+    conf.set_override("volume_clear", "none", group="lvm")
+    driver = drivers.load_driver(conf, executor=scripted)
+    scripted.expect(["sudo", "-n", *remove(f"volume-{VOL}")], stdout=removed(f"volume-{VOL}"))
     driver.delete_volume(VolumeRef(VOL, 1))
     scripted.assert_done()
 
@@ -117,7 +145,7 @@ def test_lvm_commands_run_through_the_root_helper(conf, tmp_path) -> None:
 def test_transient_lock_errors_in_lvcreate_are_retried(make, scripted) -> None:
     driver = make()
     create = ["lvcreate", "-n", f"volume-{VOL}", "-L", "1g", VG]
-    scripted.expect(LVS).expect(create, stderr="  Can't get lock for vg-test", exit_code=5)
+    scripted.expect(create, stderr="  Can't get lock for vg-test", exit_code=5)
     scripted.expect(create)
     driver.create_volume(VolumeRef(VOL, 1))
     scripted.assert_done()
@@ -141,17 +169,24 @@ def test_sizes_must_be_positive_whole_gib(make, scripted) -> None:
     assert scripted.calls == []
 
 
-def test_delete_of_a_missing_lv_succeeds_without_lvremove(make, scripted) -> None:
-    driver = make()
-    scripted.expect(LVS, stdout=lvs_out(("other", GiB, "", "", "")))
-    driver.delete_volume(VolumeRef(VOL, 1))
+def test_delete_of_a_missing_lv_succeeds(make, scripted) -> None:
+    for driver in (make(), make(volume_clear="none")):
+        if driver.volume_clear == "none":
+            scripted.expect(remove(f"volume-{VOL}"))  # selected nothing
+        scripted.expect(one_lv(f"volume-{VOL}"), **NOT_FOUND)
+        driver.delete_volume(VolumeRef(VOL, 1))
     scripted.assert_done()
 
 
-def test_delete_of_an_origin_with_snapshots_is_refused_with_a_conflict(make, scripted) -> None:
-    driver = make()
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", GiB, "", "", ""),
-                                        (f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "0.00")))
+@pytest.mark.parametrize("overrides", [{}, {"volume_clear": "none"}, {"lvm_type": "thin"}])
+def test_delete_of_an_origin_with_snapshots_is_refused_with_a_conflict(make, scripted,
+                                                                       overrides) -> None:
+    driver = make(**overrides)
+    if driver.thin or driver.volume_clear == "none":
+        # The selection leaves an origin alone (lvremove -f would remove its snapshots).
+        scripted.expect(remove(f"volume-{VOL}"))
+    scripted.expect(one_lv(f"volume-{VOL}"),
+                    stdout=one_lv_out(f"volume-{VOL}", GiB, roles="public,origin,thickorigin"))
     with pytest.raises(exception.VolumeHasSnapshots):
         driver.delete_volume(VolumeRef(VOL, 1))
     scripted.assert_done()
@@ -160,7 +195,7 @@ def test_delete_of_an_origin_with_snapshots_is_refused_with_a_conflict(make, scr
 def test_thick_delete_zeroes_the_whole_volume_then_removes_it(make, scripted, tmp_path,
                                                               block_device_ok) -> None:
     driver = make()
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", 2 * GiB, "", "", "")))
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", 2 * GiB))
     scripted.expect(["dd", "if=/dev/zero", f"of={tmp_path}/dev/{VG}/volume-{VOL}", "bs=1M",
                      "count=2048", "oflag=direct", "conv=fdatasync,nocreat"])
     scripted.expect(["lvremove", "-f", f"{VG}/volume-{VOL}"])
@@ -171,16 +206,15 @@ def test_thick_delete_zeroes_the_whole_volume_then_removes_it(make, scripted, tm
 def test_volume_clear_size_limits_the_wipe_to_the_first_mib(make, scripted,
                                                              block_device_ok) -> None:
     driver = make(volume_clear_size=5)
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", 2 * GiB, "", "", "")))
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", 2 * GiB))
     scripted.expect(None).expect(["lvremove", "-f", f"{VG}/volume-{VOL}"])
     driver.delete_volume(VolumeRef(VOL, 2))
     assert "count=5" in scripted.argvs[1]
 
 
-def test_volume_clear_none_and_thin_volumes_are_removed_without_a_wipe(make, scripted) -> None:
+def test_volume_clear_none_and_thin_volumes_are_removed_by_one_command(make, scripted) -> None:
     for driver in (make(volume_clear="none"), make(lvm_type="thin")):
-        scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", GiB, "", "", "")))
-        scripted.expect(["lvremove", "-f", f"{VG}/volume-{VOL}"])
+        scripted.expect(remove(f"volume-{VOL}"), stdout=removed(f"volume-{VOL}"))
         driver.delete_volume(VolumeRef(VOL, 1))
     scripted.assert_done()
 
@@ -189,7 +223,7 @@ def test_wipe_refuses_a_path_that_is_not_a_block_device(make, scripted, tmp_path
     driver = make()
     os.makedirs(tmp_path / "dev" / VG)
     (tmp_path / "dev" / VG / f"volume-{VOL}").write_text("not a device")
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", GiB, "", "", "")))
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", GiB))
     with pytest.raises(exception.BackendError, match="not an active block device"):
         driver.delete_volume(VolumeRef(VOL, 1))
     scripted.assert_done()
@@ -197,19 +231,27 @@ def test_wipe_refuses_a_path_that_is_not_a_block_device(make, scripted, tmp_path
 
 def test_lvremove_failing_on_a_vanished_lv_still_counts_as_deleted(make, scripted) -> None:
     driver = make(volume_clear="none")
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", GiB, "", "", "")))
-    scripted.expect(None, stderr="Failed to find logical volume", exit_code=5)
-    scripted.expect(LVS, stdout="")
+    scripted.expect(remove(f"volume-{VOL}"), stderr="Volume group vanished", exit_code=5)
+    scripted.expect(one_lv(f"volume-{VOL}"), **NOT_FOUND)
     driver.delete_volume(VolumeRef(VOL, 1))
+    scripted.assert_done()
+
+
+def test_lvremove_failing_with_the_lv_still_there_is_an_error(make, scripted) -> None:
+    driver = make(volume_clear="none")
+    scripted.expect(remove(f"volume-{VOL}"), stderr="Logical volume in use", exit_code=5)
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", GiB))
+    with pytest.raises(exception.ProcessExecutionError, match="in use"):
+        driver.delete_volume(VolumeRef(VOL, 1))
     scripted.assert_done()
 
 
 def test_extend_runs_lvextend_and_is_a_noop_at_the_size_already(make, scripted) -> None:
     driver = make()
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", GiB, "", "", "")))
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", GiB))
     scripted.expect(["lvextend", "-L", "4g", f"{VG}/volume-{VOL}"])
     driver.extend_volume(VolumeRef(VOL, 1), 4)
-    scripted.expect(LVS, stdout=lvs_out((f"volume-{VOL}", 4 * GiB, "", "", "")))
+    scripted.expect(one_lv(f"volume-{VOL}"), stdout=one_lv_out(f"volume-{VOL}", 4 * GiB))
     driver.extend_volume(VolumeRef(VOL, 1), 4)
     scripted.assert_done()
 
@@ -244,10 +286,11 @@ def test_snapshot_that_exists_is_not_created_again_and_a_missing_origin_fails(
 
 def test_delete_snapshot_removes_it_and_succeeds_when_gone(make, scripted) -> None:
     driver = make(volume_clear="none")
-    scripted.expect(LVS, stdout=lvs_out((f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "")))
+    scripted.expect(one_lv(f"snapshot-{SNAP}"),
+                    stdout=one_lv_out(f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "snapshot"))
     scripted.expect(["lvremove", "-f", f"{VG}/snapshot-{SNAP}"])
     driver.delete_snapshot(SnapshotRef(SNAP, VOL, 1))
-    scripted.expect(LVS, stdout="")
+    scripted.expect(one_lv(f"snapshot-{SNAP}"), **NOT_FOUND)
     driver.delete_snapshot(SnapshotRef(SNAP, VOL, 1))
     scripted.assert_done()
 
@@ -256,7 +299,8 @@ def test_thick_snapshot_delete_zeroes_its_exception_store_first(make, scripted, 
                                                                 block_device_ok) -> None:
     driver = make()
     escaped_vg, escaped_snap = VG.replace("-", "--"), f"snapshot-{SNAP}".replace("-", "--")
-    scripted.expect(LVS, stdout=lvs_out((f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "")))
+    scripted.expect(one_lv(f"snapshot-{SNAP}"),
+                    stdout=one_lv_out(f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "snapshot"))
     scripted.expect(["dd", "if=/dev/zero",
                      f"of={tmp_path}/dev/mapper/{escaped_vg}-{escaped_snap}-cow", "bs=1M",
                      "count=1024", "oflag=direct", "conv=fdatasync,nocreat"])
@@ -267,7 +311,8 @@ def test_thick_snapshot_delete_zeroes_its_exception_store_first(make, scripted, 
 
 def test_thin_snapshot_delete_needs_no_wipe(make, scripted) -> None:
     driver = make(lvm_type="thin")
-    scripted.expect(LVS, stdout=lvs_out((f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "")))
+    scripted.expect(one_lv(f"snapshot-{SNAP}"),
+                    stdout=one_lv_out(f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "snapshot"))
     scripted.expect(["lvremove", "-f", f"{VG}/snapshot-{SNAP}"])
     driver.delete_snapshot(SnapshotRef(SNAP, VOL, 1))
     scripted.assert_done()
@@ -277,7 +322,7 @@ def test_thick_volume_from_snapshot_is_a_new_lv_with_the_snapshot_copied_in(
         make, scripted, tmp_path, block_device_ok) -> None:
     driver = make()
     snap_row = (f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", "0.00")
-    scripted.expect(LVS, stdout=lvs_out(snap_row)).expect(LVS, stdout=lvs_out(snap_row))
+    scripted.expect(LVS, stdout=lvs_out(snap_row))
     scripted.expect(["lvcreate", "-n", f"volume-{VOL2}", "-L", "3g", VG])
     scripted.expect(["dd", f"if={tmp_path}/dev/{VG}/snapshot-{SNAP}",
                      f"of={tmp_path}/dev/{VG}/volume-{VOL2}", "bs=1M", "count=1024",
@@ -291,8 +336,8 @@ def test_thin_volume_from_snapshot_is_a_thin_snapshot_grown_to_size(make, script
     snap_row = (f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "volmgr-pool", "")
     scripted.expect(LVS, stdout=lvs_out(snap_row))
     scripted.expect(["lvcreate", "-s", "-kn", "-n", f"volume-{VOL2}", f"{VG}/snapshot-{SNAP}"])
-    scripted.expect(LVS, stdout=lvs_out(snap_row, (f"volume-{VOL2}", GiB, f"snapshot-{SNAP}",
-                                                   "volmgr-pool", "")))
+    scripted.expect(one_lv(f"volume-{VOL2}"),
+                    stdout=one_lv_out(f"volume-{VOL2}", GiB, f"snapshot-{SNAP}"))
     scripted.expect(["lvextend", "-L", "2g", f"{VG}/volume-{VOL2}"])
     driver.create_volume_from_snapshot(VolumeRef(VOL2, 2), SnapshotRef(SNAP, VOL, 1))
     scripted.assert_done()

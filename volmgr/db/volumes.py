@@ -162,7 +162,7 @@ class VolumeQueries(DatabaseCore):
             if source_volid is not None:
                 _hold_source_volume(session, source_volid)
             deltas = {quota.VOLUMES: 1, quota.GIGABYTES: size}
-            quota.reserve(session, self.quota_limits, project_id, deltas)
+            quota.reserve(session, self.quota_limits, project_id, deltas, volume_size=size)
             if not hold_quota:
                 quota.release(session, project_id, deltas)
             volume = models.Volume(
@@ -257,7 +257,7 @@ class VolumeQueries(DatabaseCore):
                                  "status_reason": None, "recovery_attempts": 0},
                                 project_id=project_id)
             quota.reserve(session, self.quota_limits, volume.project_id,
-                          {quota.GIGABYTES: new_size - volume.size})
+                          {quota.GIGABYTES: new_size - volume.size}, volume_size=new_size)
             session.expire(volume)
             return get_volume(session, volume_id)
         return self.run(work)

@@ -26,6 +26,7 @@ GiB = 1024 ** 3
 MiB = 1024 ** 2
 _VG_NAME_RE = re.compile(r"^[A-Za-z0-9_.+][A-Za-z0-9_.+-]*$")
 _LV_FIELDS = "lv_name,lv_size,origin,pool_lv,data_percent"
+_ONE_LV_FIELDS = "lv_name,lv_size,origin,lv_role"
 # Wiping is slow by nature: allow it 10 MiB/s on top of the ordinary command timeout.
 _WIPE_MIB_PER_SECOND = 10
 
@@ -37,6 +38,12 @@ class LogicalVolume:
     origin: str
     pool: str
     data_percent: float
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def is_origin(self) -> bool:
+        """Whether snapshots depend on it (LVM's role "origin")."""
+        return "origin" in self.roles
 
 
 def snapshot_name(snapshot_id: str) -> str:
@@ -114,10 +121,10 @@ class LVMDriver(ExportingDriver):
     # -- volumes --------------------------------------------------------------------------
 
     def create_volume(self, volume: VolumeRef) -> dict[str, Any]:
+        # One command on the common path: lvcreate. Only when it fails is the LV looked
+        # at (a re-driven create that already happened succeeds; see _create_lv).
         name = volume_name(volume.id)
         size = _gib(volume.size)
-        if self._exists_with_size(name, size):
-            return {}
         if self.thin:
             cmd = ["lvcreate", "-T", "-V", f"{volume.size}g", "-n", name,
                    f"{self.vg}/{self.pool}"]
@@ -128,19 +135,37 @@ class LVMDriver(ExportingDriver):
 
     def delete_volume(self, volume: VolumeRef) -> None:
         name = volume_name(volume.id)
-        lvs = self._lvs()
-        lv = lvs.get(name)
+        if self.thin or self.volume_clear != "zero":
+            # One command on the common path. The selection keeps LVM from removing an
+            # origin (lvremove -f would take its snapshots with it); when nothing was
+            # removed, one look at the LV tells "already gone" from "has snapshots".
+            failure: exception.ProcessExecutionError | None = None
+            try:
+                result = self._lvm("lvremove", "-f", "-S",
+                                   f"lv_name={name} && !(lv_role=origin)", self.vg)
+                if f'"{name}"' in result.stdout:
+                    return
+            except exception.ProcessExecutionError as error:
+                failure = error
+            lv = self._lv(name)
+            if lv is None:
+                return
+            if lv.is_origin:
+                raise exception.VolumeHasSnapshots(volume_id=volume.id)
+            raise failure or exception.ProcessExecutionError(
+                cmd=f"lvremove -f {self.vg}/{name}", exit_code=0,
+                stderr="the logical volume was not removed")
+        lv = self._lv(name)
         if lv is None:
             return
-        if any(other.origin == name for other in lvs.values()):
+        if lv.is_origin:
             raise exception.VolumeHasSnapshots(volume_id=volume.id)
-        if not self.thin and self.volume_clear == "zero":
-            self._wipe(self.local_path(volume), lv.size)
+        self._wipe(self.local_path(volume), lv.size)
         self._remove_lv(name)
 
     def extend_volume(self, volume: VolumeRef, new_size: int) -> None:
         name = volume_name(volume.id)
-        lv = self._lvs().get(name)
+        lv = self._lv(name)
         if lv is None:
             raise exception.BackendError(reason=f"logical volume {self.vg}/{name} is missing")
         if lv.size >= _gib(new_size):
@@ -168,7 +193,7 @@ class LVMDriver(ExportingDriver):
 
     def delete_snapshot(self, snapshot: SnapshotRef) -> None:
         name = snapshot_name(snapshot.id)
-        lv = self._lvs().get(name)
+        lv = self._lv(name)
         if lv is None:
             return
         if not self.thin and self.volume_clear == "zero":
@@ -236,29 +261,41 @@ class LVMDriver(ExportingDriver):
                 data_percent=float(fields[4]) if fields[4] else 0.0)
         return volumes
 
-    def _exists_with_size(self, name: str, size: int) -> bool:
-        lv = self._lvs().get(name)
-        if lv is None:
-            return False
-        if lv.size != size:
-            raise exception.BackendError(
-                reason=f"logical volume {self.vg}/{name} exists with {lv.size} bytes, "
-                f"not the {size} asked for")
-        return True
+    def _lv(self, name: str) -> LogicalVolume | None:
+        """One LV, looked up by name (the cost does not grow with the VG); None when
+        LVM does not know it."""
+        result = self._lvm("lvs", "--noheadings", "--units", "b", "--nosuffix",
+                           "--separator", "|", "-o", _ONE_LV_FIELDS, f"{self.vg}/{name}",
+                           check=False)
+        for line in result.stdout.splitlines():
+            fields = [field.strip() for field in line.split("|")]
+            if len(fields) == 4 and fields[0] == name:
+                return LogicalVolume(name=name, size=int(fields[1]), origin=fields[2],
+                                     pool="", data_percent=0.0,
+                                     roles=frozenset(fields[3].split(",")))
+        if result.exit_code != 0 and "Failed to find" not in result.stderr:
+            raise exception.ProcessExecutionError(
+                cmd=f"lvs {self.vg}/{name}", exit_code=result.exit_code,
+                stderr=result.stderr.strip())
+        return None
 
     def _create_lv(self, cmd: list[str], name: str, size: int | None) -> None:
         try:
             self._lvm(*cmd)
         except exception.ProcessExecutionError:
-            # A concurrent re-drive may have created it between our check and lvcreate.
-            lv = self._lvs().get(name)
-            if lv is None or (size is not None and lv.size != size):
+            # Most often a re-drive of a create that already happened ("already
+            # exists"): that LV, at the size asked for, is success.
+            lv = self._lv(name)
+            if lv is None:
                 raise
-            return
+            if size is not None and lv.size != size:
+                raise exception.BackendError(
+                    reason=f"logical volume {self.vg}/{name} exists with {lv.size} bytes, "
+                    f"not the {size} asked for") from None
 
     def _remove_lv(self, name: str) -> None:
         result = self._lvm("lvremove", "-f", f"{self.vg}/{name}", check=False)
-        if result.exit_code != 0 and name in self._lvs():
+        if result.exit_code != 0 and self._lv(name) is not None:
             raise exception.ProcessExecutionError(
                 cmd=f"lvremove -f {self.vg}/{name}", exit_code=result.exit_code,
                 stderr=result.stderr.strip())
