@@ -48,8 +48,11 @@ volume_opts = [
     cfg.IntOpt("recovery_max_attempts", default=3, min=1,
                help="Times recovery re-drives one request before it gives up and sets the "
                "row to the matching error_* status."),
-    cfg.IntOpt("executor_thread_pool_size", default=8, min=1,
-               help="Operations on different volumes the manager runs at once."),
+    cfg.IntOpt("executor_thread_pool_size", default=32, min=1,
+               help="Operations on different volumes the manager runs at once. Workers "
+               "start as work arrives, so a bound above what the storage can run at once "
+               "costs nothing while idle; keep it at or below the database pool "
+               "(max_pool_size + max_overflow)."),
     cfg.IntOpt("graceful_shutdown_timeout", default=60, min=0,
                help="Seconds SIGTERM waits for in-flight operations before exiting."),
 ]

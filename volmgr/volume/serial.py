@@ -4,6 +4,10 @@ The manager keys every operation by volume id, so two messages about one volume 
 run at once while different volumes proceed in parallel. A queued job never occupies a
 worker while it waits for its key, so a burst about one volume cannot starve the rest.
 Jobs must catch their own errors; this module only logs what escapes.
+
+Workers start on demand, one whenever a job is ready and none is idle, up to the bound:
+a large bound (sized so the pool never holds back work the storage could run) costs
+nothing on an idle manager, and a started worker stays for the next burst.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ Job = Callable[[], None]
 
 
 class KeyedExecutor:
-    """``workers`` daemon threads; jobs with equal keys are serialized."""
+    """Up to ``workers`` daemon threads; jobs with equal keys are serialized."""
 
     def __init__(self, workers: int, name: str = "volmgr-worker") -> None:
         self._lock = threading.Lock()
@@ -31,11 +35,24 @@ class KeyedExecutor:
         self._jobs: dict[str, collections.deque[Job]] = {}
         self._ready: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._closed = False
-        # Daemon threads: a shutdown that gives up waiting must not hang on them; the
-        # database rows they leave transitional are re-driven by recovery.
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-                         for i in range(workers)]
-        for thread in self._threads:
+        self._max_workers = workers
+        self._name = name
+        self._threads: list[threading.Thread] = []
+        #: Keys in ``_ready`` that no worker has taken yet, and workers waiting for one.
+        self._queued = 0
+        self._waiting = 0
+
+    def _make_ready(self, key: str) -> None:
+        """Hand ``key`` to a worker, starting one if none is free (lock held)."""
+        self._queued += 1
+        self._ready.put(key)
+        if self._queued > self._waiting and len(self._threads) < self._max_workers:
+            # Daemon threads: a shutdown that gives up waiting must not hang on them; the
+            # database rows they leave transitional are re-driven by recovery.
+            thread = threading.Thread(target=self._work, daemon=True,
+                                      name=f"{self._name}-{len(self._threads)}")
+            self._threads.append(thread)
+            self._waiting += 1
             thread.start()
 
     def submit(self, key: str, job: Job) -> None:
@@ -46,7 +63,7 @@ class KeyedExecutor:
             jobs = self._jobs.get(key)
             if jobs is None:
                 self._jobs[key] = collections.deque([job])
-                self._ready.put(key)
+                self._make_ready(key)
             else:
                 jobs.append(job)
 
@@ -87,6 +104,8 @@ class KeyedExecutor:
             if key is None:
                 return
             with self._lock:
+                self._queued -= 1
+                self._waiting -= 1
                 job = self._jobs[key][0]
             try:
                 job()
@@ -95,8 +114,9 @@ class KeyedExecutor:
             with self._lock:
                 jobs = self._jobs[key]
                 jobs.popleft()
+                self._waiting += 1
                 if jobs:
-                    self._ready.put(key)
+                    self._make_ready(key)
                 else:
                     del self._jobs[key]
                     if not self._jobs:
