@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from volmgr.bench import load, procs
+from volmgr.bench import load, procs, profile
 from volmgr.bench.stack import LoopVG, Stack, loop_vg, port_open, scratch_postgres
 
 ADMIN_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--poll-interval", type=float, default=0.005)
     parser.add_argument("--json", type=Path, help="also write the JSON report here")
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="profile the API workers and managers with this py-spy during "
+                        "each create phase and print where their CPU went")
     parser.add_argument("--keep", action="store_true",
                         help="leave the work directory (logs, configs) behind")
     return parser.parse_args(argv)
@@ -198,8 +201,9 @@ def one_concurrency(args: argparse.Namespace, meter: Meter, api: load.Api,
 
     raw("before")
     volumes = load.VolumeLoad(api, watcher, args.size)
-    phases["create" + at] = run_phase(meter, "create (POST -> available)", args.count,
-                                      concurrency, volumes.create).summary()
+    with profiled(args, meter, f"create{at}", phases):
+        phases["create" + at] = run_phase(meter, "create (POST -> available)", args.count,
+                                          concurrency, volumes.create).summary()
     attach = min(args.count, 30) if args.attach is None else min(args.attach, args.count)
     if attach:
         phases["attach" + at] = run_phase(meter, "attach (-> in-use)", attach,
@@ -213,10 +217,31 @@ def one_concurrency(args: argparse.Namespace, meter: Meter, api: load.Api,
     return phases
 
 
+@contextlib.contextmanager
+def profiled(args: argparse.Namespace, meter: Meter, name: str,
+             phases: dict[str, Any]) -> Iterator[None]:
+    if not args.py_spy or meter.stack is None:
+        yield
+        return
+    pids = {group.name: group.pids for group in meter.stack.groups()}
+    out = meter.stack.workdir / "profiles" / name.replace("@", "-")
+    with profile.recording(args.py_spy, pids, out) as files:
+        yield
+    phases[f"profile {name}"] = summary = {
+        process: [[frame, round(100 * inclusive, 1), round(100 * own, 1)]
+                  for frame, inclusive, own in profile.summarise(paths)]
+        for process, paths in files.items()}
+    for process, rows in summary.items():
+        print(f"  profile of {process} during {name}: % of samples, inclusive / self")
+        for frame, inclusive, own in rows:
+            print(f"    {inclusive:5.1f} {own:5.1f}  {frame}")
+
+
 def print_table(report: dict[str, Any]) -> None:
     print("\n| phase | n | c | per s | request p50 / p99 ms | complete p50 / p99 ms | fail |")
     print("|---|---|---|---|---|---|---|")
-    for name, phase in report["phases"].items():
+    measured = {k: v for k, v in report["phases"].items() if not k.startswith("profile")}
+    for name, phase in measured.items():
         print(f"| {name} | {phase['count']} | {phase['concurrency']} | "
               f"{phase['per_second']} | {phase['request_p50_ms']} / "
               f"{phase['request_p99_ms']} | {phase['complete_p50_ms']} / "
@@ -228,13 +253,13 @@ def print_table(report: dict[str, Any]) -> None:
         for name, ratio in report["ratios"].items():
             print(f"| {name} | {ratio['end_to_end_per_s']} | {ratio['raw_per_s']} | "
                   f"{ratio['ratio']} |")
-    processes = sorted({p for phase in report["phases"].values()
+    processes = sorted({p for phase in measured.values()
                         for p in phase["cpu_ms_per_op"]})
     if processes:
         print("\nCPU ms per operation")
         print("| phase | " + " | ".join(processes) + " | total |")
         print("|---|" + "---|" * (len(processes) + 1))
-        for name, phase in report["phases"].items():
+        for name, phase in measured.items():
             cpu = phase["cpu_ms_per_op"]
             print(f"| {name} | " + " | ".join(str(cpu.get(p, "")) for p in processes)
                   + f" | {round(sum(cpu.values()), 2)} |")
