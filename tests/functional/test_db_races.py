@@ -53,10 +53,11 @@ def _second_while_first_holds_its_lock(
     inside, release = threading.Event(), threading.Event()
     real_reserve = quota_mod.reserve
 
-    def held_reserve(session: Any, limits: Any, project_id: str, deltas: Any) -> None:
+    def held_reserve(session: Any, limits: Any, project_id: str, deltas: Any,
+                     **options: Any) -> None:
         inside.set()
         release.wait(10)
-        real_reserve(session, limits, project_id, deltas)
+        real_reserve(session, limits, project_id, deltas, **options)
     monkeypatch.setattr(quota_mod, "reserve", held_reserve)
     first_thread, first_outcome = _in_thread(first)
     assert inside.wait(10)
