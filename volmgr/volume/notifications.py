@@ -117,7 +117,9 @@ def build(conf: cfg.ConfigOpts, host: str) -> tuple[VolumeNotifier, Any]:
     """A notifier for ``volume.<host>`` and the transport it owns (None when disabled)."""
     transport = rpc.get_notification_transport(conf)
     notifier = rpc.get_notifier(conf, f"volume.{host}", transport=transport)
-    if not notifier.is_enabled():
+    # is_enabled() is true for an empty driver list too, which sends nothing: do not
+    # build (and read rows for) notifications nobody receives.
+    if not notifier.is_enabled() or not conf.oslo_messaging_notifications.driver:
         transport.cleanup()
         return VolumeNotifier(None), None
     return VolumeNotifier(notifier.prepare(retry=NOTIFY_RETRY)), transport
