@@ -28,6 +28,7 @@ setup(
         "WebOb>=1.8",
         "defusedxml>=0.7",
         "gunicorn>=21.2",
+        "waitress>=3.0",
     ],
     extras_require={
         "keystone": ["keystonemiddleware>=10.0"],

@@ -1,5 +1,6 @@
-"""volmgr-api's process wiring: gunicorn settings from [api], the app built per worker,
-and keystonemiddleware in front when auth_strategy = keystone."""
+"""volmgr-api's process wiring: gunicorn (the process supervisor) settings from [api],
+waitress workers, the app built per worker, and keystonemiddleware in front when
+auth_strategy = keystone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from oslo_config import cfg
 from tests.unit import api_helpers as h
 from volmgr import config
 from volmgr.api.app import KeystoneGate, build_app
+from volmgr.api.server import WaitressWorker, adjustments
 from volmgr.cmd.api import APIServer
 from volmgr.db import Database
 
@@ -23,14 +25,14 @@ def test_gunicorn_runs_the_configured_workers_and_builds_the_app_after_fork(
     assert server.cfg.workers == 3
     assert server.cfg.bind == ["0.0.0.0:18999"]
     assert server.cfg.preload_app is False
-    assert server.cfg.worker_class_str == "sync"
+    # Every worker process serves HTTP with waitress (volmgr.api.server).
+    assert server.cfg.worker_class is WaitressWorker
 
 
-def test_more_than_one_thread_selects_the_gthread_worker(conf: cfg.ConfigOpts) -> None:
+def test_threads_are_the_request_threads_of_each_waitress_worker(
+        conf: cfg.ConfigOpts) -> None:
     conf.set_override("threads", 4, group="api")
-    server = APIServer(conf)
-    assert server.cfg.worker_class_str == "gthread"
-    assert server.cfg.threads == 4
+    assert adjustments(conf).threads == 4
 
 
 def test_keystone_strategy_puts_auth_token_in_front_but_not_of_public_paths(

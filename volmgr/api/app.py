@@ -20,6 +20,7 @@ from volmgr import exception
 from volmgr.api import (
     auth,
     faults,
+    input_gate,
     openapi,
     seed,
     seed_xml,
@@ -105,11 +106,18 @@ class ApiApplication:
             if not route.public:
                 context = auth.context_for(http, self.conf.auth_strategy)
                 request_id = context.request_id
+                input_gate.check_identity(context)
                 auth.check_project(context, params.get("project_id"))
             raw = wsgi.read_body(http, self.conf.api.max_request_body_size)
             body = wsgi.parse_body(raw, http.content_type, route) if raw else None
+            input_gate.check_request(http, params, body)
             request = wsgi.ApiRequest(http, params, context, fmt, body, version)
             result = route.handler(request)
+        except wsgi.ClientDisconnected as error:
+            # Nobody is left to read an answer: one line, no traceback.
+            LOG.info("%s %s: the client went away mid-request (%s)",
+                     _printable(http.method), _printable(path), _printable(str(error)))
+            return webob.Response(status=400)
         except wsgi.HTTPError as error:
             return self._fault(http, path, route, fmt, error.status, error.fault,
                                error.message, request_id)

@@ -8,10 +8,23 @@ validating the token (it strips any the caller sent). Never log a token.
 
 from __future__ import annotations
 
+import logging
+
 import webob
+from oslo_config import cfg
 
 from volmgr import exception
 from volmgr.context import RequestContext, new_request_id
+
+LOG = logging.getLogger(__name__)
+
+
+def warn_if_noauth(conf: cfg.ConfigOpts) -> None:
+    """One line at start-up: noauth believes whatever the client says it is."""
+    if conf.auth_strategy != "keystone":
+        LOG.warning("auth_strategy = noauth: every caller is whoever its X-Auth-Token "
+                    "names and 'X-Roles: admin' makes it an admin; use only on a trusted "
+                    "network, never facing users (see docs/operations.md)")
 
 
 def _roles(header: str | None) -> tuple[str, ...]:

@@ -33,6 +33,10 @@ NOT_FOUND = (404, "itemNotFound")
 METHOD_NOT_ALLOWED = (405, "badMethod")
 NOT_ACCEPTABLE = (406, "notAcceptable")
 UNSUPPORTED_MEDIA_TYPE = (415, "badMediaType")
+#: Answered by the HTTP server itself (volmgr/api/server.py), before the app runs.
+REQUEST_TOO_LARGE = (413, "requestEntityTooLarge")
+HEADERS_TOO_LARGE = (431, "requestHeaderFieldsTooLarge")
+NOT_IMPLEMENTED = (501, "notImplemented")
 INTERNAL = (500, "computeFault")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from volmgr import exception
-from volmgr.api import faults
+from volmgr.api import faults, input_gate
 from volmgr.api.wsgi import local_name
 
 COMPUTE_NS = "http://docs.openstack.org/compute/api/v1.1"
@@ -20,7 +20,8 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 
 _FAULT_NAMES = {name for _cls, _code, name in faults.FAULT_TABLE} | {
     faults.INTERNAL[1], faults.NOT_FOUND[1], faults.METHOD_NOT_ALLOWED[1],
-    faults.NOT_ACCEPTABLE[1], faults.UNSUPPORTED_MEDIA_TYPE[1]}
+    faults.NOT_ACCEPTABLE[1], faults.UNSUPPORTED_MEDIA_TYPE[1], faults.BAD_REQUEST[1],
+    faults.REQUEST_TOO_LARGE[1], faults.HEADERS_TOO_LARGE[1], faults.NOT_IMPLEMENTED[1]}
 
 _VOLUME_ATTRS = ("id", "status", "size", "availabilityZone", "createdAt", "displayName",
                  "displayDescription", "volumeType", "snapshotId")
@@ -29,8 +30,14 @@ _ATTACHMENT_ATTRS = ("id", "volumeId", "serverId", "device")
 
 def _set(element: ET.Element, name: str, value: Any) -> None:
     # An absent value is an absent attribute, as the seed's templates rendered None.
+    # Stored text may predate the input gate: what XML cannot carry becomes U+FFFD.
     if value is not None:
-        element.set(name, str(value))
+        element.set(input_gate.xml_name(name) if ":" not in name else name,
+                    input_gate.xml_text(str(value)))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else input_gate.xml_text(str(value))
 
 
 def _extension(parent: ET.Element | None, ext: Mapping[str, Any],
@@ -42,7 +49,7 @@ def _extension(parent: ET.Element | None, ext: Mapping[str, Any],
         element.set("xmlns:atom", ATOM_NS)
     for name in ("name", "namespace", "alias", "updated"):
         _set(element, name, ext.get(name))
-    ET.SubElement(element, "description").text = ext.get("description")
+    ET.SubElement(element, "description").text = _text(ext.get("description"))
     for link in ext.get("links") or ():
         atom = ET.SubElement(element, "atom:link")
         for key, value in link.items():
@@ -60,9 +67,9 @@ def _attachment(element: ET.Element, attachment: Mapping[str, Any]) -> ET.Elemen
 
 def _nested(parent: ET.Element, tag: str, value: Any) -> None:
     """A dict as an element: scalars as attributes, dicts as child elements."""
-    child = ET.SubElement(parent, tag)
+    child = ET.SubElement(parent, input_gate.xml_name(tag))
     if not isinstance(value, Mapping):
-        child.text = None if value is None else str(value)
+        child.text = _text(value)
         return
     for key, item in value.items():
         if isinstance(item, Mapping):
@@ -79,8 +86,8 @@ def _volume(element: ET.Element, volume: Mapping[str, Any]) -> ET.Element:
         _attachment(ET.SubElement(attachments, "attachment"), attachment)
     metadata = ET.SubElement(element, "metadata")
     for key, value in (volume.get("metadata") or {}).items():
-        meta = ET.SubElement(metadata, "meta", key=str(key))
-        meta.text = str(value)
+        meta = ET.SubElement(metadata, "meta", key=input_gate.xml_text(str(key)))
+        meta.text = _text(value)
     return element
 
 
@@ -110,7 +117,7 @@ def serialize(body: Mapping[str, Any]) -> ET.Element:
         return _attachment(ET.Element("volumeAttachment"), value)
     if key in _FAULT_NAMES:
         root = ET.Element(key, {"code": str(value.get("code")), "xmlns": COMPUTE_NS})
-        ET.SubElement(root, "message").text = str(value.get("message"))
+        ET.SubElement(root, "message").text = _text(value.get("message"))
         return root
     raise ValueError(f"no XML form for {key!r}")  # pragma: no cover - a programming error
 

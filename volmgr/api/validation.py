@@ -11,9 +11,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from volmgr import exception, iscsi_names
+from volmgr.api import input_gate
+from volmgr.db import models
 
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
-MAX_NAME = 255
+#: Names are as long as the column that stores them may hold (the schema decides).
+MAX_NAME: int = input_gate.column_length(models.Volume.display_name) or 255
 MAX_DESCRIPTION = 4096
 MAX_METADATA_ITEMS = 64
 
@@ -65,17 +68,21 @@ def size(value: Any, max_size: int, field: str = "size") -> int:
     return integer(value, field, minimum=1, maximum=max_size)
 
 
-def text(value: Any, field: str, max_length: int = MAX_NAME) -> str | None:
-    """An optional string, stripped of nothing, bounded in length, no NUL bytes."""
+def text(value: Any, field: str, max_length: int | None = MAX_NAME) -> str | None:
+    """An optional string, stripped of nothing, bounded in length, holding no character
+    the input gate refuses (NUL, other controls, lone surrogates, U+FFFE/U+FFFF)."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise bad(f"'{field}' must be a string")
-    if len(value) > max_length:
-        raise bad(f"'{field}' is longer than {max_length} characters")
-    if "\x00" in value:
-        raise bad(f"'{field}' must not contain NUL characters")
-    return value
+    input_gate.check_length(value, field, max_length)
+    return input_gate.check_text(value, field)
+
+
+def column_text(value: Any, field: str, column: Any) -> str | None:
+    """``text`` bounded by the length of the column that will store it, e.g.
+    ``column_text(body.get("name"), "name", models.VolumeType.name)``."""
+    return text(value, field, input_gate.column_length(column))
 
 
 def required_text(value: Any, field: str, max_length: int = MAX_NAME) -> str:

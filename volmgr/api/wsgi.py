@@ -19,7 +19,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from volmgr import exception
-from volmgr.api import faults
+from volmgr.api import faults, input_gate
 from volmgr.api import microversion as mv
 from volmgr.context import RequestContext
 
@@ -30,6 +30,10 @@ XML = "xml"
 XmlSerializer = Callable[[Mapping[str, Any]], ET.Element]
 #: Turns a parsed XML request document into the dict a JSON body would have been.
 XmlDeserializer = Callable[[ET.Element], dict[str, Any]]
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
 
 
 class HTTPError(Exception):
@@ -137,6 +141,8 @@ class Router:
               ) -> tuple[Route, dict[str, str], str | None]:
         """The route, its parameters and a format forced by a ``.xml``/``.json`` suffix."""
         allowed: set[str] = set()
+        # HEAD is GET without the body (webob drops it on the way out).
+        wanted = "GET" if method == "HEAD" else method
         for candidate, suffix in _path_variants(path):
             for route in self.routes:
                 if suffix is not None and not route.face.suffixes:
@@ -144,10 +150,12 @@ class Router:
                 found = route.regex.match(candidate)
                 if found is None or not route.serves(version):
                     continue
-                if route.method != method:
+                if route.method != wanted:
                     allowed.add(route.method)
                     continue
                 return route, found.groupdict(), suffix
+        if "GET" in allowed:
+            allowed.add("HEAD")
         if allowed:
             raise HTTPError(faults.METHOD_NOT_ALLOWED,
                             f"Method {method} is not allowed here; allowed: "
@@ -185,10 +193,16 @@ def read_body(http: webob.Request, limit: int) -> bytes:
     if length is not None:
         if length > limit:
             raise exception.RequestTooLarge(limit=limit)
-        return http.body if length else b""
+        try:
+            return http.body if length else b""
+        except (webob.request.DisconnectionError, OSError) as error:
+            raise ClientDisconnected(str(error)) from None
     if http.headers.get("Transfer-Encoding", "").lower() != "chunked":
         return b""
-    data: bytes = http.environ["wsgi.input"].read(limit + 1)
+    try:
+        data: bytes = http.environ["wsgi.input"].read(limit + 1)
+    except OSError as error:
+        raise ClientDisconnected(str(error)) from None
     if len(data) > limit:
         raise exception.RequestTooLarge(limit=limit)
     return data
@@ -205,7 +219,8 @@ def parse_body(raw: bytes, content_type: str, route: Route) -> Any:
                             "This resource accepts JSON bodies only.")
         try:
             root = SafeET.fromstring(raw, forbid_dtd=True)
-        except (ET.ParseError, DefusedXmlException, ValueError) as error:
+        except (ET.ParseError, DefusedXmlException, ValueError, LookupError) as error:
+            # LookupError: an encoding declaration Python does not know.
             raise exception.InvalidInput(reason=f"malformed XML body: {error}") from None
         return route.face.xml_deserializer(root)
     try:
@@ -217,7 +232,7 @@ def parse_body(raw: bytes, content_type: str, route: Route) -> Any:
         raise exception.InvalidInput(reason=f"malformed JSON body: {error}") from None
 
 
-def render(http: webob.Request, response: ApiResponse, fmt: str,
+def render(http: webob.Request | None, response: ApiResponse, fmt: str,
            serializer: XmlSerializer | None) -> webob.Response:
     answer = webob.Response(status=response.status)
     answer.headers.update(response.headers)
@@ -226,7 +241,9 @@ def render(http: webob.Request, response: ApiResponse, fmt: str,
         answer.body = b""
         return answer
     if fmt == XML and serializer is not None:
-        element = serializer(response.body)
+        # Whatever is stored (rows older than the input gate included), the document
+        # must parse: characters XML 1.0 cannot carry become U+FFFD.
+        element = input_gate.xml_safe_tree(serializer(response.body))
         answer.content_type = "application/xml"
         answer.charset = "UTF-8"
         answer.body = b"<?xml version='1.0' encoding='UTF-8'?>\n" + ET.tostring(

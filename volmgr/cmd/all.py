@@ -19,14 +19,12 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
-from socketserver import ThreadingMixIn
 from types import FrameType
-from typing import Any
-from wsgiref import simple_server
 
 from oslo_config import cfg
 
 from volmgr import config, log, rpc
+from volmgr.api import auth, server
 from volmgr.api.app import build_app
 from volmgr.db import Database, migration
 from volmgr.volume import notifications
@@ -41,20 +39,6 @@ cli_opts = [
                 help="Create, attach, detach and delete one volume through the API, "
                 "print what happens, then exit."),
 ]
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, simple_server.WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(simple_server.WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        LOG.debug("%s %s", self.address_string(), format % args)
-
-
-def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-    return [b"volmgr-all is starting\n"]
 
 
 def _default_state_path() -> str:
@@ -110,9 +94,8 @@ class AllInOne:
     def __init__(self, conf: cfg.ConfigOpts) -> None:
         self.conf = conf
         # Listen first: a busy port is the likeliest mistake, and it should cost nothing.
-        self.httpd = simple_server.make_server(
-            conf.api.bind_host, conf.api.bind_port, _not_ready,
-            server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        # Clients that connect meanwhile wait in the backlog until start().
+        self.listener = server.listen(conf.api.bind_host, conf.api.bind_port)
         os.makedirs(conf.state_path, exist_ok=True)
         self.db = Database.from_conf(conf)
         migration.upgrade(self.db.engine)
@@ -121,22 +104,25 @@ class AllInOne:
                                      notifier=notifications.VolumeNotifier(None))
         rpcapi = VolumeAPI(conf, self.transport, cast_retry=conf.api.rpc_cast_retry)
         self.app = build_app(conf, self.db, rpcapi)
-        self.httpd.set_app(self.app)
+        # The same HTTP server as volmgr-api (waitress), in one process.
+        self.httpd = server.HTTPServer(self.app, [self.listener], conf)
         self._http_thread = threading.Thread(target=self.httpd.serve_forever,
                                              name="volmgr-http", daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host, port = self.httpd.address
+        return f"http://{host}:{port}"
 
     def start(self) -> None:
         self.service.start()
         self._http_thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.close()
+        if self._http_thread.is_alive():
+            self._http_thread.join(timeout=5)
+        self.listener.close()
         self.service.stop(self.conf.volume.graceful_shutdown_timeout)
         self.db.dispose()
 
@@ -165,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROGRAM}: {error}", file=sys.stderr)
         return 2
     log.setup(conf, PROGRAM)
+    auth.warn_if_noauth(conf)
     try:
         node = AllInOne(conf)
     except OSError as error:

@@ -1,5 +1,6 @@
-"""Entry point of volmgr-api: serves the WSGI app with ``[api] workers`` gunicorn
-worker processes.
+"""Entry point of volmgr-api: serves the WSGI app with ``[api] workers`` worker
+processes, each a waitress HTTP server (``volmgr.api.server``) with ``[api] threads``
+request threads, supervised by gunicorn's arbiter.
 
 The master process only parses the configuration and supervises; each worker builds its
 own ``Database`` engine and oslo.messaging transport once, right after the fork (an
@@ -18,6 +19,7 @@ from gunicorn.app.base import BaseApplication
 from oslo_config import cfg
 
 from volmgr import config, log
+from volmgr.api import auth
 
 LOG = logging.getLogger("volmgr.api")
 
@@ -34,18 +36,15 @@ class APIServer(BaseApplication):  # type: ignore[misc]
         settings: dict[str, Any] = {
             "bind": [f"{api.bind_host}:{api.bind_port}"],
             "workers": api.workers,
-            "threads": api.threads,
-            "worker_class": "gthread" if api.threads > 1 else "sync",
+            # waitress in each worker: it buffers whole requests before a thread of
+            # its [api] threads sees them, and times out idle and slow clients.
+            "worker_class": "volmgr.api.server.WaitressWorker",
             "timeout": api.worker_timeout,
             "graceful_timeout": 30,
             "preload_app": False,
             "proc_name": "volmgr-api",
             "errorlog": "-",
             "loglevel": "info",
-            # Bodies are capped by the app ([api] max_request_body_size); these keep a
-            # client from holding a worker with endless headers.
-            "limit_request_line": 8190,
-            "limit_request_fields": 100,
         }
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 25 opens a control socket at a fixed per-user path: several
@@ -71,6 +70,7 @@ class APIServer(BaseApplication):  # type: ignore[misc]
 def main(argv: list[str] | None = None) -> int:
     conf = config.parse_args(sys.argv[1:] if argv is None else argv)
     log.setup(conf, "volmgr-api")
+    auth.warn_if_noauth(conf)
     LOG.info("volmgr-api listening on %s:%d with %d worker(s)", conf.api.bind_host,
              conf.api.bind_port, conf.api.workers)
     APIServer(conf).run()
