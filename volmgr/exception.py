@@ -77,6 +77,42 @@ class ServiceNotFound(NotFound):
     message = "Service %(host)s %(binary)s could not be found."
 
 
+class VolumeTypeNotFound(NotFound):
+    """Raised when no volume type with that id (or name) is visible to the caller."""
+
+    message = "Volume type %(volume_type_id)s could not be found."
+
+
+class VolumeTypeExtraSpecsNotFound(NotFound):
+    """Raised when a volume type has no extra spec with that key."""
+
+    message = "Volume type %(volume_type_id)s has no extra specs with key %(extra_specs_key)s."
+
+
+class VolumeTypeAccessNotFound(NotFound):
+    """Raised when a project is not on a volume type's access list, or the type has none."""
+
+    message = "Volume type access not found for %(volume_type_id)s / %(project_id)s."
+
+
+class VolumeTypeEncryptionNotFound(NotFound):
+    """Raised when a volume type has no encryption record (or not that field of it)."""
+
+    message = "Volume type encryption for type %(volume_type_id)s does not exist."
+
+
+class QoSSpecsNotFound(NotFound):
+    """Raised when no QoS specs with that id exist."""
+
+    message = "QoS specs %(qos_specs_id)s could not be found."
+
+
+class QoSSpecsKeyNotFound(NotFound):
+    """Raised when QoS specs have no key of that name."""
+
+    message = "QoS spec %(key)s could not be found in QoS specs %(qos_specs_id)s."
+
+
 class ExtensionNotFound(NotFound):
     """Raised when the extension alias asked for is not served."""
 
@@ -128,6 +164,31 @@ class InvalidAuthKey(Invalid):
     message = "Invalid auth key: %(reason)s"
 
 
+class InvalidVolumeType(Invalid):
+    """Raised when a volume type cannot undergo the operation (default type, public type)."""
+
+    message = "Invalid volume type: %(reason)s"
+
+
+class VolumeTypeInUse(InvalidVolumeType):
+    """Raised when deleting or changing a volume type that live volumes were made with."""
+
+    message = "Volume type %(volume_type_id)s is in use by a volume."
+
+
+class VolumeTypeEncryptionExists(Invalid):
+    """Raised when creating an encryption record for a type that already has one."""
+
+    message = "Volume type encryption for type %(volume_type_id)s already exists."
+
+
+class QoSSpecsInUse(Invalid):
+    """Raised when deleting QoS specs still associated with volume types, without force."""
+
+    message = ("QoS specs %(qos_specs_id)s are associated with volume types; "
+               "disassociate them or delete with force=True.")
+
+
 class RequestTooLarge(Invalid):
     """Raised when a request body exceeds the configured maximum size."""
 
@@ -176,6 +237,24 @@ class VolumeIsAttached(Conflict):
     """Raised when deleting or re-attaching a volume that has an attachment."""
 
     message = "Volume %(volume_id)s is attached; detach it first."
+
+
+class VolumeTypeExists(Conflict):
+    """Raised when a volume type name is already taken."""
+
+    message = "Volume type with name %(name)s already exists."
+
+
+class VolumeTypeAccessExists(Conflict):
+    """Raised when a project already has access to the private volume type."""
+
+    message = "Volume type access for %(volume_type_id)s / %(project_id)s already exists."
+
+
+class QoSSpecsExists(Conflict):
+    """Raised when a QoS specs name is already taken."""
+
+    message = "QoS specs %(name)s already exist."
 
 
 class ServiceExists(Conflict):

@@ -15,10 +15,12 @@ def list_opts() -> list[tuple[str, Iterable[cfg.Opt]]]:
     from volmgr import config, log
     from volmgr.api import options as api_options
     from volmgr.db import engine
+    from volmgr.db import types as db_types
     from volmgr.volume import options as volume_options
 
     return [
-        ("DEFAULT", list(itertools.chain(config.core_opts, log.log_opts))),
+        ("DEFAULT", list(itertools.chain(config.core_opts, log.log_opts,
+                                          db_types.type_opts))),
         ("quota", config.quota_opts),
         ("database", engine.database_opts),
         ("api", api_options.api_opts),

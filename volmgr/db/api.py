@@ -35,7 +35,9 @@ class Database(VolumeQueries, AttachmentQueries, SnapshotQueries, ServiceQueries
             pool_timeout=conf.database.pool_timeout)
         limits = {"volumes": conf.quota.volumes, "gigabytes": conf.quota.gigabytes,
                   "snapshots": conf.quota.snapshots}
-        return cls(engine, max_retries=conf.database.max_retries, quota_limits=limits)
+        database = cls(engine, max_retries=conf.database.max_retries, quota_limits=limits)
+        database.default_volume_type = conf.default_volume_type
+        return database
 
     @classmethod
     def from_url(cls, url: str, **kwargs: object) -> Database:

@@ -205,6 +205,14 @@ class VolumeType(TimestampMixin, SoftDeleteMixin, Base):
     qos_specs_id: Mapped[str | None] = mapped_column(sa.String(36))
     extra_specs: Mapped[JSONDict]
 
+    qos_specs: Mapped[QualityOfServiceSpecs | None] = relationship(
+        primaryjoin="and_(foreign(VolumeType.qos_specs_id) == QualityOfServiceSpecs.id, "
+        "QualityOfServiceSpecs.deleted == False)",
+        lazy="selectin",
+        viewonly=True,
+    )
+    """The associated QoS specs, loaded with the type (``db.types.qos_specs_for``)."""
+
 
 class VolumeTypeProject(Base):
     """One project allowed to use a private volume type."""

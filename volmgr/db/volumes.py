@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from volmgr import exception, states
 from volmgr.db import models, quota
@@ -175,7 +176,9 @@ class VolumeQueries(DatabaseCore):
                 source_volid=source_volid, multiattach=multiattach)
             session.add(volume)
             session.flush()
-            session.refresh(volume)
+            # Every column has a Python-side default, so the row is complete without
+            # reading it back; a new volume has no attachments.
+            set_committed_value(volume, "attachments", [])
             return volume
         return self.run(work)
 

@@ -8,6 +8,9 @@ Create Date: 2026-11-30 19:38:24.530992
 
 from __future__ import annotations
 
+import datetime
+import uuid
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -80,7 +83,7 @@ def upgrade() -> None:
     with op.batch_alter_table('quotas', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quotas_project_id'), ['project_id'], unique=False)
 
-    op.create_table('volume_types',
+    volume_types = op.create_table('volume_types',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('description', sa.String(length=255), nullable=True),
@@ -96,6 +99,13 @@ def upgrade() -> None:
     with op.batch_alter_table('volume_types', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_volume_types_deleted'), ['deleted'], unique=False)
         batch_op.create_index(batch_op.f('ix_volume_types_name'), ['name'], unique=False)
+
+    # Data: the default volume type every deployment has (as in the reference service).
+    op.bulk_insert(volume_types, [{
+        'id': str(uuid.uuid4()), 'name': '__DEFAULT__',
+        'description': 'Default Volume Type', 'is_public': True, 'qos_specs_id': None,
+        'extra_specs': {}, 'created_at': datetime.datetime.now(datetime.UTC).replace(tzinfo=None),
+        'updated_at': None, 'deleted': False, 'deleted_at': None}])
 
     op.create_table('encryption',
     sa.Column('encryption_id', sa.String(length=36), nullable=False),
