@@ -189,11 +189,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_volume_type_projects_volume_type_id'))
 
     op.drop_table('volume_type_projects')
-    with op.batch_alter_table('transfers', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_transfers_volume_id'))
-        batch_op.drop_index(batch_op.f('ix_transfers_source_project_id'))
-        batch_op.drop_index(batch_op.f('ix_transfers_deleted'))
-
+    # Dropping the table drops its indexes; MySQL refuses to drop ix_transfers_volume_id
+    # on its own while the foreign key on volume_id uses it.
     op.drop_table('transfers')
     with op.batch_alter_table('encryption', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_encryption_volume_type_id'))
