@@ -222,7 +222,9 @@ def test_a_token_without_colon_means_user_equals_project(app: Any) -> None:
     answer = h.call(app, "POST", "/v3/solo/volumes", {"volume": {"size": 1}}, token="solo")
     assert answer.status_int == 202
     assert answer.json["volume"]["user_id"] == "solo"
-    assert answer.json["volume"]["os-vol-tenant-attr:tenant_id"] == "solo"
+    shown = h.call(app, "GET", f"/v3/solo/volumes/{answer.json['volume']['id']}",
+                   token="solo")
+    assert shown.json["volume"]["os-vol-tenant-attr:tenant_id"] == "solo"
 
 
 def test_wrong_method_is_405(app: Any) -> None:

@@ -56,11 +56,11 @@ def test_create_answers_202_with_the_keys_clients_need(app: Any,
     for key in ("id", "name", "status", "size", "availability_zone", "created_at",
                 "updated_at", "description", "volume_type", "snapshot_id", "source_volid",
                 "metadata", "attachments", "bootable", "encrypted", "multiattach",
-                "user_id", "os-vol-tenant-attr:tenant_id", "links"):
+                "user_id", "links"):
         assert key in volume
     assert volume["status"] == "creating" and volume["name"] == "v"
     assert volume["attachments"] == [] and volume["bootable"] == "false"
-    assert volume["os-vol-tenant-attr:tenant_id"] == "p1" and volume["user_id"] == "u1"
+    assert volume["user_id"] == "u1"
     assert rpcapi.methods() == ["create_volume"]
 
 
@@ -118,9 +118,9 @@ def test_limit_and_marker_page_through_every_volume_once(app: Any) -> None:
     assert sorted(seen) == sorted(ids)
 
 
-def test_unknown_marker_is_400(app: Any) -> None:
+def test_unknown_marker_is_404(app: Any) -> None:
     answer = h.call(app, "GET", "/v3/p1/volumes?marker=nope")
-    assert answer.status_int == 400
+    assert answer.status_int == 404
 
 
 def test_unknown_volume_is_a_real_404_fault(app: Any) -> None:
@@ -169,9 +169,9 @@ def test_extend_of_a_creating_volume_is_400_naming_its_status(app: Any) -> None:
 def test_unknown_action_is_400(app: Any, db: Database) -> None:
     volume_id = available(app, db)
     answer = h.call(app, "POST", f"/v3/p1/volumes/{volume_id}/action",
-                    {"os-reset_status": {"status": "available"}})
+                    {"os-teleport": {"to": "mars"}})
     assert answer.status_int == 400
-    assert "os-reset_status" in answer.json["badRequest"]["message"]
+    assert "os-teleport" in answer.json["badRequest"]["message"]
 
 
 def test_snapshot_create_list_show_delete(app: Any, db: Database,
@@ -293,6 +293,6 @@ def test_admin_lists_all_tenants_only_when_asked(app: Any) -> None:
     every = h.call(app, "GET", "/v3/adm/volumes/detail?all_tenants=1", token="root:adm",
                    headers=admin).json
     assert {v["id"] for v in every["volumes"]} == {mine, theirs}
-    assert every["volumes"][0]["os-vol-host-attr:host"] == "node1"
+    assert every["volumes"][0]["os-vol-host-attr:host"].startswith("node1@")
     member = h.call(app, "GET", "/v3/p1/volumes?all_tenants=1").json
     assert [v["id"] for v in member["volumes"]] == [mine]

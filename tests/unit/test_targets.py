@@ -355,7 +355,54 @@ def test_initialize_connection_returns_os_brick_iscsi_connection_info(tgt, scrip
         "target_iqn": IQN, "target_portal": "127.0.0.1:3261", "target_lun": 1,
         "target_discovered": False, "auth_method": "CHAP",
         "auth_username": USER, "auth_password": SECRET,
-        "volume_id": VOL, "access_mode": "rw"}}
+        "target_portals": ["127.0.0.1:3261"], "target_iqns": [IQN], "target_luns": [1],
+        "volume_id": VOL, "access_mode": "rw", "discard": False, "encrypted": False,
+        "qos_specs": None}}
+
+
+SECOND = "iqn.1994-05.com.redhat:client2"
+
+
+def test_two_initiators_share_one_export_and_each_terminate_removes_only_its_own(
+        acl_tgt, scripted) -> None:
+    """Multiattach: every connector's initiator joins the ACL; terminating one leaves
+    the other admitted (and the target, LUN and account in place)."""
+    expect_build(scripted)
+    acl_tgt.create_export(VolumeRef(VOL, 1, provider_auth=AUTH), DEV)
+    ref = VolumeRef(VOL, 1, provider_auth=AUTH)
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=())).expect(bind_name(1))
+    acl_tgt.initialize_connection(ref, DEV, {"initiator": INITIATOR})
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR,)))
+    scripted.expect(bind_name(1, SECOND))
+    acl_tgt.initialize_connection(ref, DEV, {"initiator": SECOND})
+    scripted.expect(SHOW, stdout=show((1, IQN, [0, 1]), acl=(INITIATOR, SECOND)))
+    scripted.expect(unbind_name(1, INITIATOR))
+    acl_tgt.terminate_connection(ref, {"initiator": INITIATOR})
+    scripted.assert_done()
+    with open(os.path.join(acl_tgt.files_dir, "volume-" + VOL)) as handle:
+        text = handle.read()
+    assert f"initiator-name {SECOND}" in text
+    assert f"initiator-name {INITIATOR}" not in text
+
+
+def test_refresh_export_recreates_the_lun_over_the_grown_device(tgt, scripted) -> None:
+    """tgtd sizes a LUN when it is made: after an online extend LUN 1 is made again over
+    the same device (CHAP and ACL stay on the target), so READ CAPACITY shows the size."""
+    scripted.expect(SHOW, stdout=show((3, IQN, [0, 1]), acl=(INITIATOR,)))
+    scripted.expect([*TGTADM, "--op", "delete", "--mode", "logicalunit", "--tid", "3",
+                     "--lun", "1"])
+    scripted.expect([*TGTADM, "--op", "new", "--mode", "logicalunit", "--tid", "3",
+                     "--lun", "1", "-b", DEV])
+    scripted.expect([*TGTADM, "--op", "update", "--mode", "logicalunit", "--tid", "3",
+                     "--lun", "1", "--params", WRITE_CACHE_OFF])
+    tgt.refresh_export(VolumeRef(VOL, 2, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+
+
+def test_refresh_export_of_a_volume_not_exported_does_nothing(tgt, scripted) -> None:
+    scripted.expect(SHOW, stdout="")
+    tgt.refresh_export(VolumeRef(VOL, 2, provider_auth=AUTH), DEV)
+    scripted.assert_done()
 
 
 def test_initialize_connection_before_create_export_is_a_target_error(tgt) -> None:

@@ -197,7 +197,8 @@ def default_rpcapi(conf: cfg.ConfigOpts) -> CastingAPI:
     from volmgr import rpc
     from volmgr.volume.rpcapi import VolumeAPI
 
-    return VolumeAPI(conf, rpc.get_transport(conf), cast_retry=conf.api.rpc_cast_retry)
+    return VolumeAPI(conf, rpc.get_transport(conf), cast_retry=conf.api.rpc_cast_retry,
+                     call_timeout=conf.api.rpc_call_timeout)
 
 
 def build_app(conf: cfg.ConfigOpts, db: Database | None = None,

@@ -26,6 +26,7 @@ from volmgr import exception, states
 from volmgr.api.scheduler import Scheduler
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
+from volmgr.db.core import NEWEST_FIRST, SortOrder
 from volmgr.volume import rpcapi as rpcapi_mod
 
 LOG = logging.getLogger(__name__)
@@ -79,23 +80,31 @@ class Operations:
 
     def list_volumes(self, ctx: RequestContext, project_id: str | None, *,
                      filters: Mapping[str, Any] | None = None, limit: int | None = None,
-                     marker: str | None = None, offset: int = 0) -> list[models.Volume]:
+                     marker: str | None = None, offset: int = 0,
+                     sort: SortOrder = NEWEST_FIRST,
+                     row_filter: Callable[[models.Volume], bool] | None = None,
+                     ) -> list[models.Volume]:
         """``project_id`` None lists every project (admins with all_tenants only)."""
         if project_id is None and not ctx.is_admin:
             project_id = ctx.project_id
         return self.db.volume_list(project_id, filters=filters, limit=limit,
-                                   marker=marker, offset=offset)
+                                   marker=marker, offset=offset, sort=sort,
+                                   row_filter=row_filter)
 
     def get_snapshot(self, ctx: RequestContext, snapshot_id: str) -> models.Snapshot:
         return self.db.snapshot_get(snapshot_id, scope(ctx))
 
     def list_snapshots(self, ctx: RequestContext, project_id: str | None, *,
                        filters: Mapping[str, Any] | None = None, limit: int | None = None,
-                       marker: str | None = None, offset: int = 0) -> list[models.Snapshot]:
+                       marker: str | None = None, offset: int = 0,
+                       sort: SortOrder = NEWEST_FIRST,
+                       row_filter: Callable[[models.Snapshot], bool] | None = None,
+                       ) -> list[models.Snapshot]:
         if project_id is None and not ctx.is_admin:
             project_id = ctx.project_id
         return self.db.snapshot_list(project_id, filters=filters, limit=limit,
-                                     marker=marker, offset=offset)
+                                     marker=marker, offset=offset, sort=sort,
+                                     row_filter=row_filter)
 
     def get_attachment(self, ctx: RequestContext, server_id: str,
                        volume_id: str) -> models.VolumeAttachment:
@@ -197,8 +206,19 @@ class Operations:
         self._cast(ctx, "delete_volume", volume_id,
                    lambda: self.rpcapi.delete_volume(ctx, host, volume_id))
 
-    def extend_volume(self, ctx: RequestContext, volume_id: str, new_size: int) -> None:
-        volume = self.db.volume_begin_extend(volume_id, new_size, project_id=scope(ctx))
+    def extend_volume(self, ctx: RequestContext, volume_id: str, new_size: int, *,
+                      allow_in_use: bool = False) -> None:
+        """Grow a volume; ``allow_in_use`` (a v3 request at 3.42 or later) lets an attached
+        volume grow too, its live LUN showing the new size."""
+        from_statuses: tuple[str, ...] = states.CAN_EXTEND_FROM
+        if allow_in_use:
+            from_statuses = states.CAN_EXTEND_ATTACHED_FROM
+            current = self.db.volume_get(volume_id, scope(ctx))
+            if current.status == states.IN_USE:
+                self.rpcapi.require_version("extend_volume",
+                                            rpcapi_mod.EXTEND_ATTACHED_VERSION)
+        volume = self.db.volume_begin_extend(volume_id, new_size, project_id=scope(ctx),
+                                             from_statuses=from_statuses)
         host = volume.host
         if host is None:  # pragma: no cover - only available volumes extend, and they have one
             raise exception.InvalidVolume(reason="the volume is not placed on any host")
@@ -267,12 +287,17 @@ class Operations:
     @staticmethod
     def _cast(ctx: RequestContext, method: str, resource_id: str,
               send: Callable[[], None]) -> None:
-        """Send a cast whose row is already written; a failure is logged, not raised
-        (the manager's recovery re-drives the row, see the module docstring)."""
-        try:
-            send()
-        except Exception as error:  # any bus failure is recoverable
-            LOG.warning("%s: cast %s for %s failed (%s: %s); the row stays in its "
-                        "transitional status and the manager's recovery will re-drive "
-                        "it", ctx.request_id, method, resource_id,
-                        type(error).__name__, error)
+        cast_after_write(ctx, method, resource_id, send)
+
+
+def cast_after_write(ctx: RequestContext, method: str, resource_id: str,
+                     send: Callable[[], None]) -> None:
+    """Send a cast whose row is already written; a failure is logged, not raised
+    (the manager's recovery re-drives the row, see the module docstring)."""
+    try:
+        send()
+    except Exception as error:  # any bus failure is recoverable
+        LOG.warning("%s: cast %s for %s failed (%s: %s); the row stays in its "
+                    "transitional status and the manager's recovery will re-drive "
+                    "it", ctx.request_id, method, resource_id,
+                    type(error).__name__, error)

@@ -28,6 +28,12 @@ api_opts = [
                help="Connection attempts a cast makes before the API gives up and leaves "
                "the request to the manager's recovery; keeps the API answering while the "
                "broker is down."),
+    cfg.IntOpt("rpc_call_timeout", default=30, min=1,
+               help="Seconds the API waits for a storage host to admit a connector and "
+               "answer its connection_info (PUT /attachments/{id}, "
+               "os-initialize_connection, os-terminate_connection); past it the request "
+               "answers 503 and the host's recovery finishes or undoes the work. Keep it "
+               "below worker_timeout."),
     cfg.FloatOpt("max_oversubscription_ratio", default=20.0, min=1.0,
                  help="For thin-provisioned hosts: how many times the physical capacity "
                  "may be promised to volumes when choosing a host."),

@@ -1,32 +1,47 @@
-"""The Block Storage v3 subset (``/v3/{project_id}`` and ``/v3``) that python-cinderclient
-and openstacksdk need: volumes, ``os-extend``, snapshots, Cinder-style faults.
+"""Block Storage v3 volumes (``/v3/{project_id}/volumes``): list, summary, show,
+create (empty, from a snapshot, as a clone), update, delete (cascade, force), metadata
+and image metadata, and the volume actions this module owns: ``os-extend``,
+``os-set_bootable``, ``os-update_readonly_flag``, the image-metadata actions and the
+admin's ``os-reset_status``, ``os-force_delete`` and ``os-migrate_volume_completion``.
 
-Microversions are negotiated in ``microversion``; fields appear where the reference adds them.
-Controllers validate and translate; the state changes are ``Operations``' job.
+Microversions are negotiated in ``microversion``; fields appear where the reference adds
+them (``v3_views``). Controllers validate and translate; state changes are
+``Operations``' and ``VolumeEdits``' job.
 """
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
-from volmgr import exception
+from oslo_config import cfg
+
+from volmgr import exception, states
+from volmgr.api import edits, v3_listing
 from volmgr.api import microversion as mv
 from volmgr.api import validation as v
+from volmgr.api.edits import VolumeEdits
 from volmgr.api.operations import Operations
-from volmgr.api.seed import timestamp
-from volmgr.api.v3_base import PREFIXES, V3Deps
+from volmgr.api.v3_base import PREFIXES, V3Deps, next_link, require_admin
+from volmgr.api.v3_info import display_host
+from volmgr.api.v3_views import volume_summary_view, volume_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
-from volmgr.db import models
+from volmgr.db import Database, types
 
 _CREATE_FIELDS = ("size", "name", "description", "display_name", "display_description",
                   "volume_type", "availability_zone", "metadata", "snapshot_id",
                   "source_volid", "imageRef", "image_id", "consistencygroup_id",
-                  "group_id", "backup_id", "multiattach")
-_UNSUPPORTED_CREATE = ("source_volid", "imageRef", "image_id", "consistencygroup_id",
-                       "group_id", "backup_id", "multiattach")
-_SNAPSHOT_FIELDS = ("volume_id", "force", "name", "description", "display_name",
-                    "display_description", "metadata")
+                  "group_id", "backup_id", "multiattach", "source_replica",
+                  "scheduler_hints")
+_UNSUPPORTED_CREATE = ("imageRef", "image_id", "consistencygroup_id", "group_id",
+                       "backup_id", "source_replica")
+_UPDATE_FIELDS = ("name", "description", "display_name", "display_description",
+                  "metadata")
+#: Statuses an admin may reset a volume to (the reference's list).
+RESETTABLE_STATUSES = (*states.VOLUME_STATUSES, "reserved", "maintenance",
+                       "awaiting-transfer", "backing-up", "restoring-backup",
+                       "downloading", "uploading", "retyping", "error_restoring",
+                       "error_managing")
+_ATTACH_STATUSES = ("attached", "detached")
 
 
 def version_document(host_url: str) -> dict[str, Any]:
@@ -41,149 +56,197 @@ def version_document(host_url: str) -> dict[str, Any]:
     }
 
 
-def _links(req: ApiRequest, project_id: str, collection: str,
-           item_id: str) -> list[dict[str, str]]:
-    base = req.http.host_url
-    return [{"rel": "self", "href": f"{base}/v3/{project_id}/{collection}/{item_id}"},
-            {"rel": "bookmark", "href": f"{base}/{project_id}/{collection}/{item_id}"}]
+def _metadata_body(body: Any, key: str = "metadata") -> dict[str, str]:
+    value = v.member(body, key)
+    return v.metadata(value, key)
 
 
-def _attachment_view(attachment: models.VolumeAttachment) -> dict[str, Any]:
-    return {"id": attachment.volume_id, "attachment_id": attachment.id,
-            "volume_id": attachment.volume_id, "server_id": attachment.server_id,
-            "host_name": (attachment.connector or {}).get("host"),
-            "device": attachment.device, "attached_at": timestamp(attachment.attached_at)}
+def _flag(args: Any, action: str, field: str) -> bool:
+    if not isinstance(args, dict) or field not in args:
+        raise v.bad(f"'{action}' must be an object with '{field}'")
+    return v.boolean(args[field], f"{action}.{field}")
 
 
-def volume_view(req: ApiRequest, volume: models.Volume) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": volume.id, "name": volume.display_name, "status": volume.status,
-        "size": volume.size, "availability_zone": volume.availability_zone,
-        "created_at": timestamp(volume.created_at),
-        "updated_at": timestamp(volume.updated_at),
-        "description": volume.display_description, "volume_type": volume.volume_type,
-        "snapshot_id": volume.snapshot_id, "source_volid": volume.source_volid,
-        "metadata": dict(volume.metadata_ or {}),
-        "attachments": [_attachment_view(a) for a in volume.attachments],
-        "bootable": "false", "encrypted": False, "multiattach": False,
-        "replication_status": None, "consistencygroup_id": None,
-        "user_id": volume.user_id, "os-vol-tenant-attr:tenant_id": volume.project_id,
-        "links": _links(req, volume.project_id, "volumes", volume.id),
-    }
-    if req.ctx.is_admin:
-        view["os-vol-host-attr:host"] = volume.host
-    if volume.status_reason and volume.status.startswith("error"):
-        view["status_reason"] = volume.status_reason
-    return view
+class VolumeController:
+    """Handlers of ``/v3/{project_id}/volumes``."""
 
-
-def snapshot_view(snapshot: models.Snapshot) -> dict[str, Any]:
-    return {
-        "id": snapshot.id, "name": snapshot.display_name,
-        "description": snapshot.display_description, "status": snapshot.status,
-        "size": snapshot.size, "volume_id": snapshot.volume_id,
-        "created_at": timestamp(snapshot.created_at),
-        "updated_at": timestamp(snapshot.updated_at),
-        "metadata": dict(snapshot.metadata_ or {}),
-        "os-extended-snapshot-attributes:project_id": snapshot.project_id,
-        "os-extended-snapshot-attributes:progress":
-            "100%" if snapshot.status == "available" else "0%",
-    }
-
-
-class V3Controller:
-    """Handlers of the v3 face."""
-
-    def __init__(self, ops: Operations, max_volume_size: int, max_limit: int) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, ops: Operations) -> None:
+        self.conf = conf
+        self.db = db
         self.ops = ops
-        self.max_volume_size = max_volume_size
-        self.max_limit = max_limit
+        self.edits = VolumeEdits(db, ops.rpcapi)
+        self.max_volume_size: int = conf.api.max_volume_size
+        self.max_limit: int = conf.api.osapi_max_limit
 
-    # -- helpers -------------------------------------------------------------------
+    def host_view(self, host: str | None) -> str | None:
+        return display_host(host, self.conf)
 
-    def _project(self, req: ApiRequest) -> str:
+    # -- reads ---------------------------------------------------------------------
+
+    def _listing(self, req: ApiRequest) -> v3_listing.Listing:
+        return v3_listing.read(req, max_limit=self.max_limit,
+                               columns=v3_listing.VOLUME_COLUMNS,
+                               member_filters=v3_listing.VOLUME_MEMBER_FILTERS)
+
+    def _project(self, req: ApiRequest, listing: v3_listing.Listing) -> str | None:
+        if listing.all_projects:
+            return listing.filters.pop("project_id", None)
         return req.params.get("project_id") or req.ctx.project_id
 
-    def _page(self, req: ApiRequest) -> tuple[int, str | None, dict[str, Any], str | None]:
-        """limit, marker, filters and the project to list (None: every project)."""
-        limit_text = req.query("limit")
-        limit = (v.integer(limit_text, "limit", minimum=1, maximum=self.max_limit)
-                 if limit_text is not None else self.max_limit)
-        marker = req.query("marker")
-        filters: dict[str, Any] = {}
-        name = req.query("name") or req.query("display_name")
-        if name:
-            filters["display_name"] = name
-        status = req.query("status")
-        if status:
-            filters["status"] = status
-        all_tenants = req.query("all_tenants") in ("1", "true", "True")
-        project = None if (all_tenants and req.ctx.is_admin) else self._project(req)
-        return limit, marker or None, filters, project
-
-    @staticmethod
-    def _next_link(req: ApiRequest, items: list[Any], limit: int) -> list[dict[str, str]]:
-        if len(items) < limit or not items:
-            return []
-        query = {k: val for k, val in req.http.GET.items() if k != "marker"}
-        query["marker"] = items[-1].id
-        url = f"{req.http.host_url}{req.http.path}?{urllib.parse.urlencode(query)}"
-        return [{"rel": "next", "href": url}]
-
-    # -- volumes -------------------------------------------------------------------
-
     def list_volumes(self, req: ApiRequest, detail: bool) -> ApiResponse:
-        limit, marker, filters, project = self._page(req)
+        listing = self._listing(req)
+        project = self._project(req, listing)
         try:
-            volumes = self.ops.list_volumes(req.ctx, project, filters=filters, limit=limit,
-                                            marker=marker)
-        except exception.NotFound:
-            raise v.bad(f"marker {marker} does not name a volume of this listing") from None
-        if detail:
-            views = [volume_view(req, vol) for vol in volumes]
-        else:
-            views = [{"id": vol.id, "name": vol.display_name,
-                      "links": _links(req, vol.project_id, "volumes", vol.id)}
-                     for vol in volumes]
+            volumes = self.ops.list_volumes(
+                req.ctx, project, filters=listing.filters, limit=listing.limit,
+                marker=listing.marker, offset=listing.offset, sort=listing.sort,
+                row_filter=listing.row_filter())
+        except exception.VolumeNotFound:
+            raise exception.NotFound(f"Marker {listing.marker} could not be found.") \
+                from None
+        views = [volume_view(req, vol, self.host_view) if detail
+                 else volume_summary_view(req, vol) for vol in volumes]
         body: dict[str, Any] = {"volumes": views}
-        links = self._next_link(req, volumes, limit)
-        if links:
-            body["volumes_links"] = links
+        if volumes and len(volumes) == listing.limit:
+            body["volumes_links"] = next_link(req, volumes[-1].id)
+        if listing.with_count:
+            body["count"] = len(self.ops.list_volumes(
+                req.ctx, project, filters=listing.filters,
+                row_filter=listing.row_filter()))
         return ApiResponse(200, body)
 
-    def show_volume(self, req: ApiRequest) -> ApiResponse:
-        volume = self.ops.get_volume(req.ctx, req.params["volume_id"])
-        return ApiResponse(200, {"volume": volume_view(req, volume)})
+    def summary(self, req: ApiRequest) -> ApiResponse:
+        all_tenants = str(req.http.GET.get("all_tenants", "")).lower() in ("1", "true")
+        project = None if (all_tenants and req.ctx.is_admin) else (
+            req.params.get("project_id") or req.ctx.project_id)
+        volumes = self.ops.list_volumes(req.ctx, project)
+        summary: dict[str, Any] = {"total_size": sum(vol.size for vol in volumes),
+                                   "total_count": len(volumes)}
+        if req.at_least("3.36"):
+            merged: dict[str, list[str]] = {}
+            for volume in volumes:
+                for key, value in (volume.metadata_ or {}).items():
+                    merged.setdefault(key, [])
+                    if value not in merged[key]:
+                        merged[key].append(value)
+            summary["metadata"] = merged
+        return ApiResponse(200, {"volume-summary": summary})
 
-    def create_volume(self, req: ApiRequest) -> ApiResponse:
-        if isinstance(req.body, dict):
-            hints = req.body.get("OS-SCH-HNT:scheduler_hints")
-            if hints not in (None, {}):
-                raise v.bad("'OS-SCH-HNT:scheduler_hints' is not supported")
-            body = v.member({k: val for k, val in req.body.items()
-                             if k != "OS-SCH-HNT:scheduler_hints"}, "volume")
-        else:
-            body = v.member(req.body, "volume")
+    def show(self, req: ApiRequest) -> ApiResponse:
+        volume = self.ops.get_volume(req.ctx, req.params["volume_id"])
+        return ApiResponse(200, {"volume": volume_view(req, volume, self.host_view)})
+
+    # -- create, update, delete ------------------------------------------------------
+
+    def create(self, req: ApiRequest) -> ApiResponse:
+        if not isinstance(req.body, dict):
+            raise v.bad("the body must be a JSON object with a 'volume' member")
+        outer = {k: val for k, val in req.body.items()
+                 if k not in ("OS-SCH-HNT:scheduler_hints", "scheduler_hints")}
+        body = v.member(outer, "volume")
         v.only_fields(body, _CREATE_FIELDS, "volume")
         v.unsupported_if_set(body, _UNSUPPORTED_CREATE)
-        name = body.get("name", body.get("display_name"))
-        description = body.get("description", body.get("display_description"))
+        if body.get("multiattach") not in (None, False):
+            raise v.bad("the 'multiattach' parameter has been removed; create the volume "
+                        "with a volume type whose extra spec is "
+                        "multiattach=\"<is> True\"")
         snapshot_id = body.get("snapshot_id")
+        source_volid = body.get("source_volid")
+        size_value = body.get("size")
+        size = None
+        if size_value is not None or not (snapshot_id or source_volid):
+            size = v.size(size_value, self.max_volume_size)
+        volume_type = self.db.volume_type_resolve(
+            v.text(body.get("volume_type"), "volume_type"),
+            project_id=req.ctx.project_id, is_admin=req.ctx.is_admin)
         volume = self.ops.create_volume(
-            req.ctx, size=v.size(body.get("size"), self.max_volume_size),
-            name=v.text(name, "name"),
-            description=v.text(description, "description", v.MAX_DESCRIPTION),
+            req.ctx, size=size,
+            name=v.text(body.get("name", body.get("display_name")), "name"),
+            description=v.text(body.get("description", body.get("display_description")),
+                               "description", v.MAX_DESCRIPTION),
             metadata=v.metadata(body.get("metadata")),
             availability_zone=v.text(body.get("availability_zone"), "availability_zone"),
-            volume_type=v.text(body.get("volume_type"), "volume_type"),
-            snapshot_id=v.uuid_like(snapshot_id, "snapshot_id") if snapshot_id else None)
-        return ApiResponse(202, {"volume": volume_view(req, volume)})
+            volume_type=volume_type.name, volume_type_id=volume_type.id,
+            multiattach=types.is_multiattach(volume_type),
+            snapshot_id=_reference(snapshot_id, "snapshot_id"),
+            source_volid=_reference(source_volid, "source_volid"))
+        return ApiResponse(202, {"volume": volume_view(req, volume, self.host_view,
+                                                       extended=False)})
 
-    def delete_volume(self, req: ApiRequest) -> ApiResponse:
-        self.ops.delete_volume(req.ctx, req.params["volume_id"])
+    def update(self, req: ApiRequest) -> ApiResponse:
+        body = v.member(req.body, "volume")
+        v.only_fields(body, _UPDATE_FIELDS, "volume")
+        if not body:
+            raise v.bad("'volume' must name at least one of: name, description, metadata")
+        fields: dict[str, Any] = {}
+        for column, names in (("display_name", ("name", "display_name")),
+                              ("display_description", ("description",
+                                                       "display_description"))):
+            for name in names:
+                if name in body:
+                    limit = v.MAX_NAME if column == "display_name" else v.MAX_DESCRIPTION
+                    fields[column] = v.text(body[name], name, limit)
+        metadata = v.metadata(body["metadata"]) if "metadata" in body else None
+        volume = self.edits.update_volume(req.ctx, req.params["volume_id"], fields,
+                                          metadata)
+        return ApiResponse(200, {"volume": volume_view(req, volume, self.host_view,
+                                                       extended=False)})
+
+    def delete(self, req: ApiRequest) -> ApiResponse:
+        volume_id = req.params["volume_id"]
+        cascade = v.boolean(req.http.GET.get("cascade", "false"), "cascade")
+        force = v.boolean(req.http.GET.get("force", "false"), "force")
+        if force and req.at_least("3.23"):
+            require_admin(req.ctx, "volume:force_delete")
+            self.edits.force_delete(req.ctx, volume_id)
+        elif cascade:
+            self.edits.cascade_delete(req.ctx, volume_id)
+        else:
+            self.ops.delete_volume(req.ctx, volume_id)
         return ApiResponse(202)
 
-    def extend_action(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+    # -- metadata --------------------------------------------------------------------
+
+    def show_metadata(self, req: ApiRequest) -> ApiResponse:
+        volume = self.ops.get_volume(req.ctx, req.params["volume_id"])
+        return ApiResponse(200, {"metadata": dict(volume.metadata_ or {})})
+
+    def _change(self, req: ApiRequest, change: edits.MetadataChange) -> dict[str, Any]:
+        return self.edits.change_metadata(req.ctx, req.params["volume_id"], change)
+
+    def merge_metadata(self, req: ApiRequest) -> ApiResponse:
+        return ApiResponse(200, {"metadata": self._change(
+            req, edits.merge(_metadata_body(req.body)))})
+
+    def replace_metadata(self, req: ApiRequest) -> ApiResponse:
+        return ApiResponse(200, {"metadata": self._change(
+            req, edits.replace(_metadata_body(req.body)))})
+
+    def show_metadata_item(self, req: ApiRequest) -> ApiResponse:
+        volume = self.ops.get_volume(req.ctx, req.params["volume_id"])
+        key = req.params["key"]
+        metadata = volume.metadata_ or {}
+        if key not in metadata:
+            raise exception.NotFound(f"Metadata item {key} was not found.")
+        return ApiResponse(200, {"meta": {key: metadata[key]}})
+
+    def set_metadata_item(self, req: ApiRequest) -> ApiResponse:
+        key = req.params["key"]
+        item = _metadata_body(req.body, "meta")
+        if len(item) != 1 or key not in item:
+            raise v.bad("the body must be {\"meta\": {\"<key in the URL>\": \"value\"}}")
+        self._change(req, edits.set_key(key, item[key]))
+        return ApiResponse(200, {"meta": item})
+
+    def delete_metadata_item(self, req: ApiRequest) -> ApiResponse:
+        key = req.params["key"]
+        self._change(req, edits.delete_keys([key], missing=lambda k: exception.NotFound(
+            f"Metadata item {k} was not found.")))
+        return ApiResponse(200)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def extend(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
         if not isinstance(args, dict):
             raise v.bad("'os-extend' must be an object")
         v.only_fields(args, ("new_size",), "os-extend")
@@ -191,65 +254,107 @@ class V3Controller:
         self.ops.extend_volume(req.ctx, volume_id, new_size)
         return ApiResponse(202)
 
-    # -- snapshots -----------------------------------------------------------------
+    def set_bootable(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+        bootable = _flag(args, "os-set_bootable", "bootable")
+        self.edits.update_volume(req.ctx, volume_id, {"bootable": bootable}, None)
+        return ApiResponse(200)
 
-    def list_snapshots(self, req: ApiRequest, detail: bool) -> ApiResponse:
-        limit, marker, filters, project = self._page(req)
-        volume_id = req.query("volume_id")
-        if volume_id:
-            filters["volume_id"] = volume_id
-        try:
-            snapshots = self.ops.list_snapshots(req.ctx, project, filters=filters,
-                                                limit=limit, marker=marker)
-        except exception.NotFound:
-            raise v.bad(f"marker {marker} does not name a snapshot of this listing") \
-                from None
-        views = [snapshot_view(s) if detail else
-                 {"id": s.id, "name": s.display_name, "status": s.status,
-                  "size": s.size, "volume_id": s.volume_id} for s in snapshots]
-        body: dict[str, Any] = {"snapshots": views}
-        links = self._next_link(req, snapshots, limit)
-        if links:
-            body["snapshots_links"] = links
-        return ApiResponse(200, body)
-
-    def show_snapshot(self, req: ApiRequest) -> ApiResponse:
-        snapshot = self.ops.get_snapshot(req.ctx, req.params["snapshot_id"])
-        return ApiResponse(200, {"snapshot": snapshot_view(snapshot)})
-
-    def create_snapshot(self, req: ApiRequest) -> ApiResponse:
-        body = v.member(req.body, "snapshot")
-        v.only_fields(body, _SNAPSHOT_FIELDS, "snapshot")
-        force = body.get("force")
-        snapshot = self.ops.create_snapshot(
-            req.ctx, v.uuid_like(body.get("volume_id"), "volume_id"),
-            name=v.text(body.get("name", body.get("display_name")), "name"),
-            description=v.text(body.get("description", body.get("display_description")),
-                               "description", v.MAX_DESCRIPTION),
-            metadata=v.metadata(body.get("metadata")),
-            force=v.boolean(force, "force") if force is not None else False)
-        return ApiResponse(202, {"snapshot": snapshot_view(snapshot)})
-
-    def delete_snapshot(self, req: ApiRequest) -> ApiResponse:
-        self.ops.delete_snapshot(req.ctx, req.params["snapshot_id"])
+    def update_readonly(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+        readonly = _flag(args, "os-update_readonly_flag", "readonly")
+        self.edits.set_readonly(req.ctx, volume_id, readonly)
         return ApiResponse(202)
+
+    def set_image_metadata(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+        metadata = _metadata_body(args if isinstance(args, dict) else None)
+        new = self.edits.change_metadata(req.ctx, volume_id, edits.merge(metadata),
+                                         column="image_metadata")
+        return ApiResponse(200, {"metadata": new})
+
+    def unset_image_metadata(self, req: ApiRequest, volume_id: str,
+                             args: Any) -> ApiResponse:
+        if not isinstance(args, dict) or not isinstance(args.get("key"), str):
+            raise v.bad("'os-unset_image_metadata' must be an object with 'key'")
+        self.edits.change_metadata(
+            req.ctx, volume_id, edits.delete_keys([args["key"]], missing=lambda k:
+                                                  exception.NotFound(
+                                                      f"Image metadata item {k} was not "
+                                                      f"found.")),
+            column="image_metadata")
+        return ApiResponse(200)
+
+    def show_image_metadata(self, req: ApiRequest, volume_id: str,
+                            args: Any) -> ApiResponse:
+        volume = self.ops.get_volume(req.ctx, volume_id)
+        return ApiResponse(200, {"metadata": dict(volume.image_metadata or {})})
+
+    def reset_status(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:volume_admin_actions:reset_status")
+        if not isinstance(args, dict) or not args:
+            raise v.bad("'os-reset_status' must be an object with 'status', "
+                        "'attach_status' or 'migration_status'")
+        v.only_fields(args, ("status", "attach_status", "migration_status"),
+                      "os-reset_status")
+        status = args.get("status")
+        if status is not None and status not in RESETTABLE_STATUSES:
+            raise v.bad(f"'status' must be one of {', '.join(RESETTABLE_STATUSES)}")
+        attach_status = args.get("attach_status")
+        if attach_status is not None and attach_status not in _ATTACH_STATUSES:
+            raise v.bad(f"'attach_status' must be one of {', '.join(_ATTACH_STATUSES)}")
+        migration_status = v.text(args.get("migration_status"), "migration_status")
+        self.db.volume_get(volume_id)
+        self.edits.reset_status(req.ctx, volume_id, status=status,
+                                attach_status=attach_status,
+                                migration_status=migration_status)
+        return ApiResponse(202)
+
+    def force_delete(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:volume_admin_actions:force_delete")
+        self.edits.force_delete(req.ctx, volume_id)
+        return ApiResponse(202)
+
+    def unsupported(self, name: str) -> Any:
+        def refuse(req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+            self.ops.get_volume(req.ctx, volume_id)
+            raise v.bad(f"{name} is not supported by this service: it has one backend "
+                        f"per host and no image service")
+        return refuse
+
+
+def _reference(value: Any, field: str) -> str | None:
+    """An id naming another resource; one that names nothing is a 404 later."""
+    if value is None:
+        return None
+    return v.required_text(value, field, 64)
 
 
 def add_routes(router: Router, deps: V3Deps) -> None:
-    c = V3Controller(deps.ops, deps.conf.api.max_volume_size, deps.conf.api.osapi_max_limit)
-    deps.volume_actions.add("os-extend", c.extend_action)
+    c = VolumeController(deps.conf, deps.db, deps.ops)
+    actions = deps.volume_actions
+    actions.add("os-extend", c.extend)
+    actions.add("os-set_bootable", c.set_bootable)
+    actions.add("os-update_readonly_flag", c.update_readonly)
+    actions.add("os-set_image_metadata", c.set_image_metadata)
+    actions.add("os-unset_image_metadata", c.unset_image_metadata)
+    actions.add("os-show_image_metadata", c.show_image_metadata)
+    actions.add("os-reset_status", c.reset_status)
+    actions.add("os-force_delete", c.force_delete)
+    for name in ("os-migrate_volume", "os-migrate_volume_completion", "os-retype",
+                 "os-volume_upload_image", "os-reimage", "revert"):
+        actions.add(name, c.unsupported(name))
     for prefix in PREFIXES:
-        router.add("GET", prefix + "/volumes", lambda r: c.list_volumes(r, False))
-        router.add("GET", prefix + "/volumes/detail", lambda r: c.list_volumes(r, True))
-        router.add("POST", prefix + "/volumes", c.create_volume)
-        router.add("GET", prefix + "/volumes/{volume_id}", c.show_volume)
-        router.add("DELETE", prefix + "/volumes/{volume_id}", c.delete_volume)
-        router.add("POST", prefix + "/volumes/{volume_id}/action",
-                   deps.volume_actions.dispatch)
-        router.add("GET", prefix + "/snapshots", lambda r: c.list_snapshots(r, False))
-        router.add("GET", prefix + "/snapshots/detail", lambda r: c.list_snapshots(r, True))
-        router.add("POST", prefix + "/snapshots", c.create_snapshot)
-        router.add("GET", prefix + "/snapshots/{snapshot_id}", c.show_snapshot)
-        router.add("DELETE", prefix + "/snapshots/{snapshot_id}", c.delete_snapshot)
-        router.add("POST", prefix + "/snapshots/{snapshot_id}/action",
-                   deps.snapshot_actions.dispatch)
+        volumes = prefix + "/volumes"
+        one = volumes + "/{volume_id}"
+        router.add("GET", volumes, lambda r: c.list_volumes(r, False))
+        router.add("GET", volumes + "/detail", lambda r: c.list_volumes(r, True))
+        router.add("GET", volumes + "/summary", c.summary, min_version="3.12")
+        router.add("POST", volumes, c.create)
+        router.add("GET", one, c.show)
+        router.add("PUT", one, c.update)
+        router.add("DELETE", one, c.delete)
+        router.add("POST", one + "/action", actions.dispatch)
+        router.add("GET", one + "/metadata", c.show_metadata)
+        router.add("POST", one + "/metadata", c.merge_metadata)
+        router.add("PUT", one + "/metadata", c.replace_metadata)
+        router.add("GET", one + "/metadata/{key}", c.show_metadata_item)
+        router.add("PUT", one + "/metadata/{key}", c.set_metadata_item)
+        router.add("DELETE", one + "/metadata/{key}", c.delete_metadata_item)

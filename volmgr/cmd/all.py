@@ -102,7 +102,8 @@ class AllInOne:
         self.transport = rpc.get_transport(conf, url=conf.transport_url)
         self.service = VolumeService(conf, db=self.db, transport=self.transport,
                                      notifier=notifications.VolumeNotifier(None))
-        rpcapi = VolumeAPI(conf, self.transport, cast_retry=conf.api.rpc_cast_retry)
+        rpcapi = VolumeAPI(conf, self.transport, cast_retry=conf.api.rpc_cast_retry,
+                           call_timeout=conf.api.rpc_call_timeout)
         self.app = build_app(conf, self.db, rpcapi)
         # The same HTTP server as volmgr-api (waitress), in one process.
         self.httpd = server.HTTPServer(self.app, [self.listener], conf)

@@ -138,6 +138,11 @@ class VolumeAttachment(TimestampMixin, SoftDeleteMixin, Base):
     attach_mode: Mapped[str] = mapped_column(sa.String(2), default="rw",
                                              server_default="rw")
     """``rw`` or ``ro`` (migration 0004)."""
+    flow: Mapped[str] = mapped_column(sa.String(16), default="v3", server_default="compute")
+    """Which protocol drives the attachment (migration 0004): ``compute`` (the Compute
+    1.1 face: the manager completes it), ``v3`` (attachments API: the client completes)
+    or ``legacy`` (volume actions: the client's ``os-attach`` completes). Recovery
+    finishes a stuck ``compute`` attach and undoes a stuck client-driven connect."""
 
     volume: Mapped[Volume] = relationship(back_populates="attachments", viewonly=True)
 

@@ -244,7 +244,9 @@ class VolumeQueries(DatabaseCore):
         return self.run(lambda s: conditional_update(s, models.Volume, volume_id, values))
 
     def volume_begin_extend(self, volume_id: str, new_size: int, *,
-                            project_id: str | None = None) -> models.Volume:
+                            project_id: str | None = None,
+                            from_statuses: Sequence[str] = states.CAN_EXTEND_FROM,
+                            ) -> models.Volume:
         """Reserve the extra GiB and move available → extending in one transaction."""
         def work(session: Session) -> models.Volume:
             # Read the size under the row lock: a concurrent extend finishing between the
@@ -255,7 +257,7 @@ class VolumeQueries(DatabaseCore):
                 raise exception.InvalidInput(
                     reason=f"new size {new_size} GiB must be larger than the current "
                     f"size {volume.size} GiB")
-            transition_or_raise(session, volume_id, states.CAN_EXTEND_FROM,
+            transition_or_raise(session, volume_id, from_statuses,
                                 {"status": states.EXTENDING, "target_size": new_size,
                                  "status_reason": None, "recovery_attempts": 0},
                                 project_id=project_id)

@@ -102,6 +102,11 @@ class VolumeDriver(abc.ABC):
     def remove_export(self, volume: VolumeRef) -> None:
         """Remove the export; succeeds when it is already gone."""
 
+    def refresh_export(self, volume: VolumeRef) -> None:
+        """Make a live export show the volume's new size to logged-in initiators (after
+        an extend of an attached volume); a no-op where the target reads it itself."""
+        return None
+
     @abc.abstractmethod
     def initialize_connection(self, volume: VolumeRef,
                               connector: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ the bus, and no SQL is written here.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from oslo_config import cfg
 
 from volmgr import exception, rpc, states
 from volmgr.context import RequestContext
-from volmgr.db import Database, models
+from volmgr.db import Database, messages, models
 from volmgr.volume import rpcapi, serial
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.notifications import VolumeNotifier
@@ -101,6 +102,23 @@ class VolumeManager:
     # -- RPC: calls ------------------------------------------------------------------
 
     @messaging.expose
+    def connect_attachment(self, context: dict[str, Any], volume_id: str,
+                           attachment_id: str,
+                           connector: dict[str, Any]) -> dict[str, Any]:
+        """Admit ``connector`` and answer connection_info (a call, since 1.3). Runs in
+        the volume's turn, after whatever was queued for it before."""
+        return self._call(volume_id, self.ops.connect_attachment, _ctx(context),
+                          attachment_id, connector)
+
+    @messaging.expose
+    def terminate_connection(self, context: dict[str, Any], volume_id: str,
+                             connector: dict[str, Any],
+                             attachment_id: str | None = None) -> None:
+        """Withdraw ``connector`` (a call, since 1.3)."""
+        self._call(volume_id, self.ops.disconnect, _ctx(context), volume_id, connector,
+                   attachment_id)
+
+    @messaging.expose
     @_as_volmgr_error
     def get_capabilities(self, context: dict[str, Any]) -> dict[str, Any]:
         return self.capabilities()
@@ -142,6 +160,16 @@ class VolumeManager:
         elif volume.status in (states.ATTACHING, states.DETACHING):
             self._submit(volume.id, self.ops.redrive_attachment, ctx, volume.id, volume.status)
 
+    def needs_attachment_recovery(self, volume: models.Volume) -> bool:
+        """An attaching/detaching volume whose attachments wait on this manager."""
+        return self.ops.attachment_work_pending(volume)
+
+    def redrive_attachment(self, attachment: models.VolumeAttachment) -> None:
+        """Finish or undo a stuck attachment of a volume that is not itself
+        transitional (a multiattach volume in use, a reserved one)."""
+        self._submit(attachment.volume_id, self.ops.recover_attachments,
+                     RequestContext.admin(), attachment.volume_id)
+
     def redrive_snapshot(self, snapshot: models.Snapshot) -> None:
         ctx = RequestContext.admin()
         if snapshot.status == states.SNAP_CREATING:
@@ -164,9 +192,34 @@ class VolumeManager:
 
     # -- Scheduling on the keyed executor ------------------------------------------------
 
+    def _call(self, key: str, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func`` in ``key``'s turn on the keyed executor and wait for its answer
+        (the caller's RPC timeout bounds the wait; the work finishes regardless)."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def job() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(func(*args))
+            except BaseException as error:  # handed to the caller below
+                future.set_exception(error)
+        self._submit(key, job)
+        try:
+            return future.result()
+        except exception.VolmgrError:
+            raise
+        except Exception as error:
+            LOG.exception("%s failed", getattr(func, "__name__", func))
+            raise exception.BackendError(reason=f"{type(error).__name__}: {error}") from None
+
     def _submit(self, key: str, func: Callable[..., Any], *args: Any) -> None:
         LOG.debug("Queued %s for volume %s", getattr(func, "__name__", func), key)
-        self.executor.submit(key, functools.partial(func, *args))
+        # A failure the job records becomes a user message naming the request.
+        request_id = next((a.request_id for a in args if isinstance(a, RequestContext)),
+                          None)
+        self.executor.submit(key, messages.in_request_scope(
+            request_id, functools.partial(func, *args)))
 
     def _create_key(self, volume_id: str, snapshot_id: str | None,
                     source_volid: str | None = None) -> str:

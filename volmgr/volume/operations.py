@@ -8,6 +8,7 @@ most one operation per volume at a time; nothing here writes SQL or raises to th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import uuid
@@ -159,7 +160,112 @@ class Operations:
             LOG.info("Deleted volume %s", volume_id)
             self.notifier.volume(ctx, "volume.delete.end", volume, status="deleted")
 
+    # -- attachments (docs/rpc.md, "Attachments") --------------------------------------
+
+    def _export(self, volume: models.Volume) -> VolumeRef:
+        """Make (or keep) the volume's export; the ref carries its CHAP credentials."""
+        ref = volume_ref(volume)
+        updates = provider_values(self.driver.create_export(ref))
+        if updates:
+            self.db.volume_update(volume.id, updates)
+            ref = VolumeRef(id=ref.id, size=ref.size,
+                            provider_location=updates.get("provider_location",
+                                                          ref.provider_location),
+                            provider_auth=updates.get("provider_auth", ref.provider_auth))
+        return ref
+
+    def _withdraw(self, ref: VolumeRef, connector: Mapping[str, Any],
+                  attachment_id: str) -> None:
+        """Withdraw ``connector``; remove the export when no other attachment holds it."""
+        self.driver.terminate_connection(ref, dict(connector))
+        if not self.db.attachments_connected(ref.id, but=attachment_id):
+            self.driver.remove_export(ref)
+
+    @staticmethod
+    def _connection_info(info: Mapping[str, Any],
+                         attachment: models.VolumeAttachment) -> dict[str, Any]:
+        """What os-brick's connector consumes, with the attachment's access mode."""
+        result = dict(info)
+        data = dict(result.get("data") or {})
+        data["access_mode"] = attachment.attach_mode or "rw"
+        if result.get("driver_volume_type") == "iscsi":
+            data.setdefault("target_portals", [data.get("target_portal")])
+            data.setdefault("target_iqns", [data.get("target_iqn")])
+            data.setdefault("target_luns", [data.get("target_lun")])
+            data.setdefault("discard", False)
+            data.setdefault("encrypted", False)
+            data.setdefault("qos_specs", None)
+        data["attachment_id"] = attachment.id
+        result["data"] = data
+        return result
+
+    def connect_attachment(self, ctx: RequestContext, attachment_id: str,
+                           connector: Mapping[str, Any]) -> dict[str, Any]:
+        """Admit ``connector`` for the attachment and answer its connection_info (the
+        call behind ``PUT /attachments/{id}`` and ``os-initialize_connection``). Raises
+        volmgr errors only; a failure leaves the attachment ``error_attaching`` and
+        nothing admitted."""
+        attachment = self.db.attachment_connect_begin(attachment_id, connector)
+        volume = self.db.volume_get(attachment.volume_id)
+        self.notifier.volume(ctx, "volume.attach.start", volume,
+                             instance_uuid=attachment.server_id)
+        ref = volume_ref(volume)
+        try:
+            ref = self._export(volume)
+            info = self._connection_info(
+                self.driver.initialize_connection(ref, dict(connector)), attachment)
+        except Exception as error:
+            reason = self._failed("Connect", volume.id, error)
+            self._quietly(self._withdraw, ref, connector, attachment_id)
+            self.db.attachment_connect_failed(attachment_id)
+            self._notify_volume(ctx, "volume.attach.error", volume.id, error=True)
+            if isinstance(error, exception.Invalid):
+                raise
+            raise exception.BackendError(reason=reason) from None
+        if not self.db.attachment_connect_done(attachment_id, info):
+            # Deleted meanwhile (its detach is queued behind this call): admit nothing.
+            self._quietly(self._withdraw, ref, connector, attachment_id)
+            raise exception.Conflict(f"Attachment {attachment_id} was ended meanwhile.")
+        LOG.info("Volume %s: attachment %s admitted initiator %s", volume.id,
+                 attachment_id, connector.get("initiator") or "(any, with CHAP)")
+        return info
+
+    def disconnect(self, ctx: RequestContext, volume_id: str,
+                   connector: Mapping[str, Any], attachment_id: str | None) -> None:
+        """Withdraw ``connector`` (``os-terminate_connection``); the export stays until
+        the attachment ends."""
+        volume = self.db.volume_get(volume_id)
+        try:
+            self.driver.terminate_connection(volume_ref(volume), dict(connector))
+        except Exception as error:
+            reason = self._failed("Disconnect", volume_id, error)
+            raise exception.BackendError(reason=reason) from None
+        if attachment_id:
+            self.db.attachment_clear_connection(attachment_id)
+
+    def undo_connect(self, ctx: RequestContext, attachment_id: str) -> None:
+        """Recovery of a connect that never stored its connection_info (the manager died
+        or the call timed out): withdraw what may have been admitted, and put the
+        attachment back to ``reserved``; the client may connect again."""
+        try:
+            attachment = self.db.attachment_get(attachment_id)
+        except exception.NotFound:
+            return
+        if attachment.attach_status != states.ATTACH_ATTACHING or attachment.connection_info:
+            return
+        volume = self.db.volume_get(attachment.volume_id)
+        try:
+            self._withdraw(volume_ref(volume), attachment.connector or {}, attachment_id)
+        except Exception as error:
+            self._failed("Undoing the connect", volume.id, error)
+            self.db.attachment_connect_failed(attachment_id)
+            return
+        if self.db.attachment_connect_undo(attachment_id):
+            LOG.warning("Volume %s: connect of attachment %s never finished; withdrawn, "
+                        "the attachment is reserved again", volume.id, attachment_id)
+
     def attach_volume(self, ctx: RequestContext, volume_id: str, attachment_id: str) -> None:
+        """(Compute 1.1) connect and complete in one go."""
         volume = self._volume_in(volume_id, (states.ATTACHING,), "attach")
         if volume is None:
             return
@@ -175,18 +281,12 @@ class Operations:
                              instance_uuid=attachment.server_id)
         ref = volume_ref(volume)
         try:
-            updates = provider_values(self.driver.create_export(ref))
-            if updates:
-                self.db.volume_update(volume_id, updates)
-                ref = VolumeRef(id=ref.id, size=ref.size,
-                                provider_location=updates.get("provider_location",
-                                                              ref.provider_location),
-                                provider_auth=updates.get("provider_auth", ref.provider_auth))
-            connection_info = self.driver.initialize_connection(
-                ref, dict(attachment.connector or {}))
+            ref = self._export(volume)
+            connection_info = self._connection_info(self.driver.initialize_connection(
+                ref, dict(attachment.connector or {})), attachment)
         except Exception as error:
             reason = self._failed("Attach", volume_id, error)
-            self._quietly(self.driver.remove_export, ref)
+            self._quietly(self._withdraw, ref, attachment.connector or {}, attachment_id)
             if self.db.attach_failed(volume_id, attachment_id, reason):
                 self._notify_volume(ctx, "volume.attach.error", volume_id, error=True)
             return
@@ -196,23 +296,30 @@ class Operations:
                                 instance_uuid=attachment.server_id)
 
     def detach_volume(self, ctx: RequestContext, volume_id: str, attachment_id: str) -> None:
-        volume = self._volume_in(volume_id, (states.DETACHING,), "detach")
-        if volume is None:
+        """End one attachment: withdraw its connector, remove the export if it was the
+        last, close it; the volume's status follows what is left."""
+        try:
+            volume = self.db.volume_get(volume_id)
+        except exception.VolumeNotFound:
             return
         try:
             attachment: models.VolumeAttachment | None = self.db.attachment_get(attachment_id)
         except exception.NotFound:
             attachment = None
+        if attachment is not None and attachment.attach_status not in (
+                states.ATTACH_DETACHING, states.ATTACH_ERROR_DETACHING):
+            LOG.info("Attachment %s of volume %s is %s; detach is a no-op", attachment_id,
+                     volume_id, attachment.attach_status)
+            return
+        if attachment is None and volume.status != states.DETACHING:
+            LOG.info("Attachment %s of volume %s is gone; detach is a no-op",
+                     attachment_id, volume_id)
+            return
         connector = dict(attachment.connector or {}) if attachment is not None else {}
         server_id = attachment.server_id if attachment is not None else None
         self.notifier.volume(ctx, "volume.detach.start", volume, instance_uuid=server_id)
         try:
-            ref = volume_ref(volume)
-            self.driver.terminate_connection(ref, connector)
-            others = [a for a in self.db.attachment_list(volume_id=volume_id)
-                      if a.id != attachment_id]
-            if not others:
-                self.driver.remove_export(ref)
+            self._withdraw(volume_ref(volume), connector, attachment_id)
         except Exception as error:
             reason = self._failed("Detach", volume_id, error)
             if self.db.detach_failed(volume_id, attachment_id, reason):
@@ -222,22 +329,52 @@ class Operations:
             LOG.info("Detached volume %s from %s", volume_id, server_id)
             self._notify_volume(ctx, "volume.detach.end", volume_id, instance_uuid=server_id)
 
-    def redrive_attachment(self, ctx: RequestContext, volume_id: str, status: str) -> None:
-        attachment = self.db.attachment_for_volume(volume_id)
-        if attachment is not None:
-            if status == states.ATTACHING:
-                self.attach_volume(ctx, volume_id, attachment.id)
-            else:
+    def recover_attachments(self, ctx: RequestContext, volume_id: str) -> None:
+        """Finish or undo what a volume's attachments left half-done (recovery): a
+        Compute 1.1 attach is finished, a client-driven connect that never stored its
+        connection_info is undone, a detach is finished; a ``detaching`` volume whose
+        client never asked for the detach (``os-begin_detaching`` only) is rolled back to
+        in use."""
+        detaching = False
+        for attachment in self.db.attachment_list(volume_id=volume_id):
+            if attachment.attach_status == states.ATTACH_DETACHING:
+                detaching = True
                 self.detach_volume(ctx, volume_id, attachment.id)
+            elif (attachment.attach_status == states.ATTACH_ATTACHING
+                  and not attachment.connection_info):
+                if attachment.flow == states.FLOW_COMPUTE:
+                    self.attach_volume(ctx, volume_id, attachment.id)
+                else:
+                    self.undo_connect(ctx, attachment.id)
+        try:
+            volume = self.db.volume_get(volume_id)
+        except exception.VolumeNotFound:
             return
-        # No live attachment row: an attach has nothing to complete and a detach has
-        # nothing left to remove.
-        if status == states.ATTACHING:
+        if volume.status == states.DETACHING and not detaching:
+            self.db.volume_settle(volume_id)
+        elif volume.status == states.ATTACHING and not self.db.attachment_list(
+                volume_id=volume_id):
+            # A Compute 1.1 attach whose attachment row is gone has nothing to complete.
             self.db.volume_transition(volume_id, (states.ATTACHING,),
                                       {"status": states.ERROR_ATTACHING,
                                        "status_reason": "attach lost its attachment record"})
-        else:
-            self.detach_volume(ctx, volume_id, "")
+
+    def redrive_attachment(self, ctx: RequestContext, volume_id: str, status: str) -> None:
+        self.recover_attachments(ctx, volume_id)
+
+    def attachment_work_pending(self, volume: models.Volume) -> bool:
+        """Whether an ``attaching``/``detaching`` volume waits on this manager (and not
+        on its client, as after ``os-reserve``): recovery claims only those."""
+        live = self.db.attachment_list(volume_id=volume.id)
+        if volume.status == states.DETACHING:
+            return True  # a detach to finish, or an abandoned begin_detaching to roll back
+        if not live:
+            # os-reserve always writes a (legacy) attachment row, so an attaching volume
+            # without any row was left by a Compute 1.1 attach that lost its row.
+            return volume.status == states.ATTACHING
+        return any(a.attach_status == states.ATTACH_DETACHING
+                   or (a.attach_status == states.ATTACH_ATTACHING
+                       and not a.connection_info) for a in live)
 
     def extend_volume(self, ctx: RequestContext, volume_id: str, new_size: int) -> None:
         volume = self._volume_in(volume_id, (states.EXTENDING,), "extend")
@@ -248,14 +385,19 @@ class Operations:
             LOG.warning("Extend of %s asked for %s GiB; the row says %s GiB, using the row",
                         volume_id, new_size, target_size)
         self.notifier.volume(ctx, "volume.resize.start", volume, new_size=target_size)
+        attached = bool(self.db.attachments_connected(volume_id))
         try:
             self.driver.extend_volume(volume_ref(volume), target_size)
+            if attached:
+                # The live LUN must show the new size to initiators logged in now.
+                self.driver.refresh_export(dataclasses.replace(volume_ref(volume),
+                                                               size=target_size))
         except Exception as error:
             reason = self._failed("Extend", volume_id, error)
             if self.db.volume_fail_extend(volume_id, reason):
                 self._notify_volume(ctx, "volume.resize.error", volume_id, error=True)
             return
-        if self.db.volume_finish_extend(volume_id):
+        if self.db.volume_finish_extend_settled(volume_id):
             LOG.info("Extended volume %s to %d GiB", volume_id, target_size)
             self._notify_volume(ctx, "volume.resize.end", volume_id)
 
@@ -314,7 +456,10 @@ class Operations:
         if status == states.EXTENDING:
             won = self.db.volume_fail_extend(volume_id, reason)
         elif status in (states.ATTACHING, states.DETACHING):
-            attachment = self.db.attachment_for_volume(volume_id)
+            pending = [a for a in self.db.attachment_list(volume_id=volume_id)
+                       if a.attach_status in (states.ATTACH_ATTACHING,
+                                              states.ATTACH_DETACHING)]
+            attachment = pending[-1] if pending else None
             if attachment is None:
                 won = self.db.volume_transition(
                     volume_id, (status,), {"status": states.VOLUME_TRANSITIONAL[status],

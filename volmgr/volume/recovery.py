@@ -23,7 +23,8 @@ from volmgr.volume.manager import VolumeManager
 
 LOG = logging.getLogger(__name__)
 
-#: Statuses in which a volume's export must exist.
+#: Statuses in which a volume's export must exist (so must it while any attachment
+#: holds an admitted connector: ``Database.volumes_with_exports``).
 EXPORTED_STATUSES = (states.IN_USE, states.ERROR_DETACHING)
 
 
@@ -63,6 +64,9 @@ class Recovery:
         for volume in self.db.volumes_stuck(self.host, cutoff):
             if volume.id in busy:
                 continue
+            if volume.status in (states.ATTACHING, states.DETACHING) and \
+                    not self.manager.needs_attachment_recovery(volume):
+                continue  # the client's turn (after os-reserve), not this manager's
             attempt = self.db.volume_claim_recovery(volume.id, volume.status, cutoff)
             if attempt is None:
                 continue
@@ -86,12 +90,25 @@ class Recovery:
             else:
                 self.manager.redrive_snapshot(snapshot)
                 report.redriven.append((snapshot.id, snapshot.status))
+        # Attachments with unfinished manager work on volumes that are not themselves
+        # transitional (a multiattach volume in use, a reserved one): finish or undo.
+        seen = {object_id for object_id, _ in report.redriven + report.failed}
+        for attachment in self.db.attachments_stuck(self.host, cutoff):
+            volume_id = attachment.volume_id
+            if volume_id in busy or volume_id in seen:
+                continue
+            if not self.db.attachment_claim_recovery(attachment.id,
+                                                     attachment.attach_status, cutoff):
+                continue
+            seen.add(volume_id)
+            self.manager.redrive_attachment(attachment)
+            report.redriven.append((attachment.id, f"attachment {attachment.attach_status}"))
         self._log(report)
         return report
 
     def restore_exports(self) -> int:
         """Queue ``ensure_export`` for every attached volume of this host."""
-        volumes = self.db.volumes_by_host(self.host, EXPORTED_STATUSES)
+        volumes = self.db.volumes_with_exports(self.host)
         for volume in volumes:
             self.manager.ensure_export(volume)
         if volumes:

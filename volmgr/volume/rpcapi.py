@@ -16,6 +16,10 @@ API version history:
 * 1.1 - create_volume accepts ``snapshot_id`` to create a volume from a snapshot.
 * 1.2 - create_volume accepts ``source_volid`` to clone a volume (the manager reads the
   source from the row; the argument keys the work under the source volume).
+* 1.3 - connect_attachment (call: admit a connector for an attachment, answer
+  connection_info) and terminate_connection (call: withdraw a connector), for the v3
+  attachments API and the volume connection actions. extend_volume may now be sent for
+  an in-use volume (the manager re-reads the live LUN's size).
 
 An API newer than some managers is capped with ``[upgrade_levels] volume = 1.0`` during
 a rolling upgrade; the client then refuses to send a message that needs more.
@@ -30,7 +34,7 @@ from oslo_config import cfg
 from volmgr import exception, rpc
 from volmgr.context import RequestContext
 
-RPC_API_VERSION = "1.2"
+RPC_API_VERSION = "1.3"
 
 #: Version create_volume needs when it carries a snapshot_id.
 CREATE_FROM_SNAPSHOT_VERSION = "1.1"
@@ -48,7 +52,11 @@ METHOD_VERSIONS = {
     "delete_snapshot": "1.0",
     "get_capabilities": "1.0",
     "ping": "1.0",
+    "connect_attachment": "1.3",
+    "terminate_connection": "1.3",
 }
+#: Version an extend of an in-use volume needs (older managers grow only detached ones).
+EXTEND_ATTACHED_VERSION = "1.3"
 
 
 class VolumeAPI:
@@ -117,6 +125,40 @@ class VolumeAPI:
 
     def delete_snapshot(self, context: RequestContext, host: str, snapshot_id: str) -> None:
         self._cast(context, "delete_snapshot", host, snapshot_id=snapshot_id)
+
+    def extend_attached_volume(self, context: RequestContext, host: str, volume_id: str,
+                               new_size: int) -> None:
+        self._cast(context, "extend_volume", host, EXTEND_ATTACHED_VERSION,
+                   volume_id=volume_id, new_size=new_size)
+
+    def connect_attachment(self, context: RequestContext, host: str, volume_id: str,
+                           attachment_id: str, connector: dict[str, Any]) -> dict[str, Any]:
+        """Bounded call; ServiceUnavailable when the host does not answer in time."""
+        return self._call(context, "connect_attachment", host, volume_id=volume_id,
+                          attachment_id=attachment_id, connector=connector)
+
+    def terminate_connection(self, context: RequestContext, host: str, volume_id: str,
+                             connector: dict[str, Any],
+                             attachment_id: str | None = None) -> None:
+        self._call(context, "terminate_connection", host, volume_id=volume_id,
+                   connector=connector, attachment_id=attachment_id)
+
+    def _call(self, context: RequestContext, method: str, host: str,
+              **kwargs: Any) -> Any:
+        cctxt = self._prepare(method, host, call=True)
+        try:
+            return cctxt.call(context.to_dict(), method, **kwargs)
+        except rpc.messaging.MessagingTimeout:
+            raise exception.ServiceUnavailable(
+                reason=f"the storage host {host} did not answer {method} within "
+                f"{self.call_timeout} s; it may be down (the request may still complete: "
+                f"read the attachment again, or retry)") from None
+        except (rpc.messaging.MessageDeliveryFailure,
+                rpc.messaging.MessageUndeliverable, rpc.messaging.ClientSendError,
+                ConnectionError, OSError) as error:
+            raise exception.ServiceUnavailable(
+                reason=f"the storage host {host} cannot be reached: "
+                f"{type(error).__name__}") from None
 
     def get_capabilities(self, context: RequestContext, host: str) -> dict[str, Any]:
         cctxt = self._prepare("get_capabilities", host, call=True)

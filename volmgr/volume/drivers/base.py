@@ -33,6 +33,9 @@ class ExportingDriver(VolumeDriver):
     def remove_export(self, volume: VolumeRef) -> None:
         self.target.remove_export(volume)
 
+    def refresh_export(self, volume: VolumeRef) -> None:
+        self.target.refresh_export(volume, self.local_path(volume))
+
     def initialize_connection(self, volume: VolumeRef,
                               connector: dict[str, Any]) -> dict[str, Any]:
         return self.target.initialize_connection(volume, self.local_path(volume), connector)

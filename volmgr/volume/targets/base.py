@@ -140,6 +140,12 @@ class TargetHelper(abc.ABC):
     def terminate_connection(self, volume: VolumeRef, connector: dict[str, Any]) -> None:
         """Withdraw what initialize_connection admitted."""
 
+    def refresh_export(self, volume: VolumeRef, device_path: str) -> None:
+        """Show the device's current size to initiators logged in now (after the device
+        grew). A no-op for targets that read the size on every READ CAPACITY (LIO's
+        block backstore, ``none``)."""
+        return None
+
     @abc.abstractmethod
     def list_exported_volume_ids(self) -> set[str]:
         """UUIDs of the volumes this helper currently exports."""
@@ -159,7 +165,13 @@ class TargetHelper(abc.ABC):
                 "auth_method": "CHAP",
                 "auth_username": chap.username,
                 "auth_password": chap.secret,
+                "target_portals": [self.portal],
+                "target_iqns": [self.iqn(volume.id)],
+                "target_luns": [self.lun],
                 "volume_id": volume.id,
                 "access_mode": "rw",
+                "discard": False,
+                "encrypted": False,
+                "qos_specs": None,
             },
         }

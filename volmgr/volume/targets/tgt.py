@@ -159,6 +159,22 @@ class TgtAdm(base.TargetHelper):
             elif initiator is not None:
                 self._unbind(live.tid, initiator)
 
+    def refresh_export(self, volume: VolumeRef, device_path: str) -> None:
+        """tgtd reads a backing store's size once, when the LUN is made: re-create LUN 1
+        over the (grown) device, in place, so logged-in initiators read the new size on
+        their next READ CAPACITY. CHAP and the ACL stay bound to the target throughout."""
+        with self._lock():
+            live = self._live_targets().get(self.iqn(volume.id))
+            if live is None or self.lun not in live.luns:
+                return  # nothing exported: the next export is made at the new size
+            tid = str(live.tid)
+            self._tgtadm("--op", "delete", "--mode", "logicalunit", "--tid", tid,
+                         "--lun", str(self.lun))
+            self._tgtadm("--op", "new", "--mode", "logicalunit", "--tid", tid,
+                         "--lun", str(self.lun), "-b", base.safe_path(device_path))
+            self._tgtadm("--op", "update", "--mode", "logicalunit", "--tid", tid,
+                         "--lun", str(self.lun), "--params", _WRITE_CACHE_OFF)
+
     def list_exported_volume_ids(self) -> set[str]:
         ids = set()
         for iqn in self._live_targets():

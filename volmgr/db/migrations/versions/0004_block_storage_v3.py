@@ -160,6 +160,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('volume_attachments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('attach_mode', sa.String(length=2), server_default='rw', nullable=False))
+        batch_op.add_column(sa.Column('flow', sa.String(length=16), server_default='compute', nullable=False))
 
     with op.batch_alter_table('volumes', schema=None) as batch_op:
         batch_op.add_column(sa.Column('volume_type_id', sa.String(length=36), nullable=True))
@@ -183,6 +184,7 @@ def downgrade() -> None:
         batch_op.drop_column('volume_type_id')
 
     with op.batch_alter_table('volume_attachments', schema=None) as batch_op:
+        batch_op.drop_column('flow')
         batch_op.drop_column('attach_mode')
 
     with op.batch_alter_table('volume_type_projects', schema=None) as batch_op:

@@ -1,0 +1,195 @@
+"""Block Storage v3 snapshots (``/v3/{project_id}/snapshots``): list, show, create,
+update, delete, metadata, and the snapshot actions ``os-reset_status`` (admin) and
+``os-update_snapshot_status`` (what a compute host reports for a snapshot it made)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_config import cfg
+
+from volmgr import exception, states
+from volmgr.api import edits, v3_listing
+from volmgr.api import validation as v
+from volmgr.api.edits import VolumeEdits
+from volmgr.api.operations import Operations
+from volmgr.api.v3_base import PREFIXES, V3Deps, next_link, require_admin
+from volmgr.api.v3_views import snapshot_view
+from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
+from volmgr.db import Database
+
+_CREATE_FIELDS = ("volume_id", "force", "name", "description", "display_name",
+                  "display_description", "metadata")
+_UPDATE_FIELDS = ("name", "description", "display_name", "display_description")
+RESETTABLE_STATUSES = (states.SNAP_CREATING, states.SNAP_AVAILABLE, states.SNAP_DELETING,
+                       states.SNAP_ERROR, states.SNAP_ERROR_DELETING)
+#: Where a compute host's status report may move a snapshot from and to.
+_REPORTED = {states.SNAP_CREATING: (states.SNAP_AVAILABLE, states.SNAP_ERROR),
+             states.SNAP_DELETING: (states.SNAP_ERROR_DELETING,)}
+
+
+class SnapshotController:
+    """Handlers of ``/v3/{project_id}/snapshots``."""
+
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, ops: Operations) -> None:
+        self.db = db
+        self.ops = ops
+        self.edits = VolumeEdits(db, ops.rpcapi)
+        self.max_limit: int = conf.api.osapi_max_limit
+
+    def list(self, req: ApiRequest, detail: bool) -> ApiResponse:
+        listing = v3_listing.read(req, max_limit=self.max_limit,
+                                  columns=v3_listing.SNAPSHOT_COLUMNS,
+                                  member_filters=v3_listing.SNAPSHOT_MEMBER_FILTERS)
+        project = (listing.filters.pop("project_id", None) if listing.all_projects
+                   else req.params.get("project_id") or req.ctx.project_id)
+        try:
+            snapshots = self.ops.list_snapshots(
+                req.ctx, project, filters=listing.filters, limit=listing.limit,
+                marker=listing.marker, offset=listing.offset, sort=listing.sort,
+                row_filter=listing.row_filter())
+        except exception.SnapshotNotFound:
+            raise exception.NotFound(f"Marker {listing.marker} could not be found.") \
+                from None
+        body: dict[str, Any] = {"snapshots": [snapshot_view(req, s, extended=detail)
+                                              for s in snapshots]}
+        if snapshots and len(snapshots) == listing.limit:
+            body["snapshots_links"] = next_link(req, snapshots[-1].id)
+        if listing.with_count:
+            body["count"] = len(self.ops.list_snapshots(
+                req.ctx, project, filters=listing.filters,
+                row_filter=listing.row_filter()))
+        return ApiResponse(200, body)
+
+    def show(self, req: ApiRequest) -> ApiResponse:
+        snapshot = self.ops.get_snapshot(req.ctx, req.params["snapshot_id"])
+        return ApiResponse(200, {"snapshot": snapshot_view(req, snapshot)})
+
+    def create(self, req: ApiRequest) -> ApiResponse:
+        body = v.member(req.body, "snapshot")
+        v.only_fields(body, _CREATE_FIELDS, "snapshot")
+        volume_id = body.get("volume_id")
+        if volume_id is None:
+            raise exception.VolumeNotFound(volume_id=None)
+        force = body.get("force")
+        snapshot = self.ops.create_snapshot(
+            req.ctx, v.required_text(volume_id, "volume_id", 64),
+            name=v.text(body.get("name", body.get("display_name")), "name"),
+            description=v.text(body.get("description", body.get("display_description")),
+                               "description", v.MAX_DESCRIPTION),
+            metadata=v.metadata(body.get("metadata")),
+            force=v.boolean(force, "force") if force is not None else False)
+        return ApiResponse(202, {"snapshot": snapshot_view(req, snapshot, extended=False)})
+
+    def update(self, req: ApiRequest) -> ApiResponse:
+        body = v.member(req.body, "snapshot")
+        v.only_fields(body, _UPDATE_FIELDS, "snapshot")
+        if not body:
+            raise v.bad("'snapshot' must name at least one of: name, description")
+        fields: dict[str, Any] = {}
+        for name in ("name", "display_name"):
+            if name in body:
+                fields["display_name"] = v.text(body[name], name)
+        for name in ("description", "display_description"):
+            if name in body:
+                fields["display_description"] = v.text(body[name], name, v.MAX_DESCRIPTION)
+        snapshot = self.edits.update_snapshot(req.ctx, req.params["snapshot_id"], fields)
+        return ApiResponse(200, {"snapshot": snapshot_view(req, snapshot, extended=False)})
+
+    def delete(self, req: ApiRequest) -> ApiResponse:
+        self.ops.delete_snapshot(req.ctx, req.params["snapshot_id"])
+        return ApiResponse(202)
+
+    # -- metadata --------------------------------------------------------------------
+
+    def _change(self, req: ApiRequest, change: edits.MetadataChange) -> dict[str, Any]:
+        return self.edits.change_snapshot_metadata(req.ctx, req.params["snapshot_id"],
+                                                   change)
+
+    def show_metadata(self, req: ApiRequest) -> ApiResponse:
+        snapshot = self.ops.get_snapshot(req.ctx, req.params["snapshot_id"])
+        return ApiResponse(200, {"metadata": dict(snapshot.metadata_ or {})})
+
+    def merge_metadata(self, req: ApiRequest) -> ApiResponse:
+        metadata = v.metadata(v.member(req.body, "metadata"))
+        return ApiResponse(200, {"metadata": self._change(req, edits.merge(metadata))})
+
+    def replace_metadata(self, req: ApiRequest) -> ApiResponse:
+        metadata = v.metadata(v.member(req.body, "metadata"))
+        return ApiResponse(200, {"metadata": self._change(req, edits.replace(metadata))})
+
+    def show_metadata_item(self, req: ApiRequest) -> ApiResponse:
+        snapshot = self.ops.get_snapshot(req.ctx, req.params["snapshot_id"])
+        key = req.params["key"]
+        metadata = snapshot.metadata_ or {}
+        if key not in metadata:
+            raise exception.NotFound(f"Metadata item {key} was not found.")
+        return ApiResponse(200, {"meta": {key: metadata[key]}})
+
+    def set_metadata_item(self, req: ApiRequest) -> ApiResponse:
+        key = req.params["key"]
+        item = v.metadata(v.member(req.body, "meta"), "meta")
+        if len(item) != 1 or key not in item:
+            raise v.bad("the body must be {\"meta\": {\"<key in the URL>\": \"value\"}}")
+        self._change(req, edits.set_key(key, item[key]))
+        return ApiResponse(200, {"meta": item})
+
+    def delete_metadata_item(self, req: ApiRequest) -> ApiResponse:
+        self._change(req, edits.delete_keys(
+            [req.params["key"]],
+            missing=lambda k: exception.NotFound(f"Metadata item {k} was not found.")))
+        return ApiResponse(200)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def reset_status(self, req: ApiRequest, snapshot_id: str, args: Any) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:snapshot_admin_actions:reset_status")
+        if not isinstance(args, dict):
+            raise v.bad("'os-reset_status' must be an object with 'status'")
+        v.only_fields(args, ("status",), "os-reset_status")
+        status = args.get("status")
+        if status not in RESETTABLE_STATUSES:
+            raise v.bad(f"'status' must be one of {', '.join(RESETTABLE_STATUSES)}")
+        self.db.snapshot_get(snapshot_id)
+        self.edits.reset_snapshot_status(req.ctx, snapshot_id, status)
+        return ApiResponse(202)
+
+    def update_status(self, req: ApiRequest, snapshot_id: str, args: Any) -> ApiResponse:
+        if not isinstance(args, dict):
+            raise v.bad("'os-update_snapshot_status' must be an object with 'status'")
+        v.only_fields(args, ("status", "progress"), "os-update_snapshot_status")
+        status = args.get("status")
+        snapshot = self.ops.get_snapshot(req.ctx, snapshot_id)
+        allowed = _REPORTED.get(snapshot.status, ())
+        if status not in allowed:
+            raise exception.SnapshotStatusConflict(
+                snapshot_id=snapshot_id, status=snapshot.status,
+                expected=f"a transition to {', '.join(allowed) or 'nothing'}")
+        if not self.db.snapshot_transition(snapshot_id, (snapshot.status,),
+                                           {"status": status}):
+            raise exception.SnapshotStatusConflict(snapshot_id=snapshot_id,
+                                                   status="changed meanwhile",
+                                                   expected=snapshot.status)
+        return ApiResponse(202)
+
+
+def add_routes(router: Router, deps: V3Deps) -> None:
+    c = SnapshotController(deps.conf, deps.db, deps.ops)
+    deps.snapshot_actions.add("os-reset_status", c.reset_status)
+    deps.snapshot_actions.add("os-update_snapshot_status", c.update_status)
+    for prefix in PREFIXES:
+        snapshots = prefix + "/snapshots"
+        one = snapshots + "/{snapshot_id}"
+        router.add("GET", snapshots, lambda r: c.list(r, False))
+        router.add("GET", snapshots + "/detail", lambda r: c.list(r, True))
+        router.add("POST", snapshots, c.create)
+        router.add("GET", one, c.show)
+        router.add("PUT", one, c.update)
+        router.add("DELETE", one, c.delete)
+        router.add("POST", one + "/action", deps.snapshot_actions.dispatch)
+        router.add("GET", one + "/metadata", c.show_metadata)
+        router.add("POST", one + "/metadata", c.merge_metadata)
+        router.add("PUT", one + "/metadata", c.replace_metadata)
+        router.add("GET", one + "/metadata/{key}", c.show_metadata_item)
+        router.add("PUT", one + "/metadata/{key}", c.set_metadata_item)
+        router.add("DELETE", one + "/metadata/{key}", c.delete_metadata_item)

@@ -1,0 +1,111 @@
+"""How volumes and snapshots look on the Block Storage v3 face, per microversion.
+
+The fields follow the Block Storage API reference and the response schemas clients
+validate: a field appears at the microversion that introduced it and not before, and
+extension attributes (``os-vol-tenant-attr``, ``os-vol-host-attr``, …) appear on show
+and detail listings only, never in the reply to a create or an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from volmgr import states
+from volmgr.api.seed import timestamp
+from volmgr.api.v3_base import links
+from volmgr.api.wsgi import ApiRequest
+from volmgr.db import models
+
+#: Turns a manager host name into the ``host@backend#pool`` form admins see.
+HostView = Callable[[str | None], str | None]
+
+
+def attachment_summary(req: ApiRequest,
+                       attachment: models.VolumeAttachment) -> dict[str, Any]:
+    """One entry of a volume's ``attachments`` (attached ones only); the compute
+    host's name is shown to admins only."""
+    return {"id": attachment.volume_id, "attachment_id": attachment.id,
+            "volume_id": attachment.volume_id, "server_id": attachment.server_id,
+            "host_name": (attachment.connector or {}).get("host")
+            if req.ctx.is_admin else None,
+            "device": attachment.device, "attached_at": timestamp(attachment.attached_at)}
+
+
+def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
+                extended: bool = True) -> dict[str, Any]:
+    """The volume as show and detail give it (``extended``), or as create and update
+    answer it (without the extension attributes)."""
+    admin = req.ctx.is_admin
+    view: dict[str, Any] = {
+        "id": volume.id, "name": volume.display_name, "status": volume.status,
+        "size": volume.size, "availability_zone": volume.availability_zone,
+        "created_at": timestamp(volume.created_at),
+        "updated_at": timestamp(volume.updated_at),
+        "description": volume.display_description, "volume_type": volume.volume_type,
+        "snapshot_id": volume.snapshot_id, "source_volid": volume.source_volid,
+        "metadata": dict(volume.metadata_ or {}),
+        "links": links(req, "volumes", volume.id, volume.project_id),
+        "user_id": volume.user_id, "bootable": "true" if volume.bootable else "false",
+        "encrypted": False, "replication_status": None, "consistencygroup_id": None,
+        "multiattach": bool(volume.multiattach),
+        "attachments": [attachment_summary(req, a) for a in volume.attachments
+                        if a.attach_status == states.ATTACH_ATTACHED],
+    }
+    if admin:
+        view["migration_status"] = volume.migration_status
+    if req.at_least("3.13"):
+        view["group_id"] = None
+    if admin and req.at_least("3.21"):
+        view["provider_id"] = None
+    if req.at_least("3.48"):
+        # One target per volume: a compute host never shares a target between volumes.
+        view["shared_targets"] = False
+        view["service_uuid"] = None
+    if admin and req.at_least("3.61"):
+        view["cluster_name"] = None
+    if req.at_least("3.63"):
+        view["volume_type_id"] = volume.volume_type_id
+    if req.at_least("3.65"):
+        view["consumes_quota"] = True
+    if volume.status_reason and volume.status.startswith("error"):
+        view["status_reason"] = volume.status_reason
+    if extended:
+        view["os-vol-tenant-attr:tenant_id"] = volume.project_id
+        if admin:
+            view["os-vol-host-attr:host"] = host_view(volume.host)
+            view["os-vol-mig-status-attr:migstat"] = volume.migration_status
+            view["os-vol-mig-status-attr:name_id"] = None
+        if volume.image_metadata:
+            view["volume_image_metadata"] = dict(volume.image_metadata)
+    return view
+
+
+def volume_summary_view(req: ApiRequest, volume: models.Volume) -> dict[str, Any]:
+    return {"id": volume.id, "name": volume.display_name,
+            "links": links(req, "volumes", volume.id, volume.project_id)}
+
+
+def snapshot_view(req: ApiRequest, snapshot: models.Snapshot, *,
+                  extended: bool = True) -> dict[str, Any]:
+    """The snapshot as show and detail give it (``extended``), or as create, update and
+    the summary list give it."""
+    view: dict[str, Any] = {
+        "id": snapshot.id, "name": snapshot.display_name,
+        "description": snapshot.display_description, "status": snapshot.status,
+        "size": snapshot.size, "volume_id": snapshot.volume_id,
+        "created_at": timestamp(snapshot.created_at),
+        "updated_at": timestamp(snapshot.updated_at),
+        "metadata": dict(snapshot.metadata_ or {}),
+    }
+    if req.at_least("3.14"):
+        view["group_snapshot_id"] = None
+    if req.at_least("3.41"):
+        view["user_id"] = snapshot.user_id
+    if req.at_least("3.65"):
+        view["consumes_quota"] = True
+    if extended:
+        view["os-extended-snapshot-attributes:project_id"] = snapshot.project_id
+        view["os-extended-snapshot-attributes:progress"] = (
+            "100%" if snapshot.status == states.SNAP_AVAILABLE else "0%")
+    return view
