@@ -29,6 +29,7 @@ from volmgr.api import (
     v3_info,
     v3_messages,
     v3_quotas,
+    v3_snapshots,
     v3_transfers,
     v3_types,
     wsgi,
@@ -72,7 +73,7 @@ class ApiApplication:
         deps = V3Deps(conf, db, self.ops, rpcapi)
         # Specific collections before the volume routes' catch-all ids.
         for module in (v3_types, v3_quotas, v3_transfers, v3_info, v3_messages,
-                       v3_attachments, v3):
+                       v3_attachments, v3_snapshots, v3):
             module.add_routes(self.router, deps)
 
     def __call__(self, environ: dict[str, Any],
