@@ -37,7 +37,7 @@ from volmgr.api import (
 from volmgr.api import microversion as mv
 from volmgr.api.operations import CastingAPI, Operations
 from volmgr.api.v3_base import V3Deps
-from volmgr.db import Database
+from volmgr.db import Database, messages
 
 LOG = logging.getLogger(__name__)
 
@@ -113,7 +113,8 @@ class ApiApplication:
             body = wsgi.parse_body(raw, http.content_type, route) if raw else None
             input_gate.check_request(http, params, body)
             request = wsgi.ApiRequest(http, params, context, fmt, body, version)
-            result = route.handler(request)
+            with messages.request_scope(request_id):  # user messages name the request
+                result = route.handler(request)
         except wsgi.ClientDisconnected as error:
             # Nobody is left to read an answer: one line, no traceback.
             LOG.info("%s %s: the client went away mid-request (%s)",

@@ -1,23 +1,145 @@
 """Host choice for new volumes: among the ``volmgr-volume`` services that are up and
-enabled, the one with the most free capacity that fits.
+enabled, whose capabilities satisfy the volume type's extra specs, the one with the most
+free capacity that fits.
 
 It reads the capacity each manager last reported with its heartbeat, less what was
 promised since (volumes still creating or placed after that heartbeat); it never calls a
 manager synchronously (a request path must not wait on the bus).
+
+Each volume host is one backend with one pool. Its capabilities are what the manager
+reported plus what the API knows of the deployment (``pool_capabilities``): the backend
+name (``[volume] volume_backend_name``, default the driver's name), the vendor, the
+protocol. ``/scheduler-stats/get_pools``, ``/capabilities`` and the extra-spec match all
+read that one dictionary.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
+from oslo_utils import strutils
 
+import volmgr
 from volmgr import exception, rpc
 from volmgr.db import Database
 
 BINARY = rpc.TOPIC
+VENDOR_NAME = "Open Source"
+STORAGE_PROTOCOL = "iSCSI"
+#: One attachment per volume (docs/decisions.md), and no extend while attached.
+MULTIATTACH = False
+ONLINE_EXTEND = False
+
+backend_opts = [
+    cfg.StrOpt("volume_backend_name",
+               help="Name of this deployment's storage backend as the Block Storage API "
+               "shows it: volume hosts appear as '<host>@<backend>#<backend>' (one pool "
+               "per backend, named like it), and volume types may ask for it with the "
+               "extra spec 'volume_backend_name'. Default: the driver's name ('lvm' or "
+               "'file'). Set the same value on the API and the volume nodes."),
+]
+
+
+def backend_name(conf: cfg.ConfigOpts) -> str:
+    """The backend (and pool) name hosts are shown with."""
+    return str(conf.volume.volume_backend_name or conf.volume.driver)
+
+
+def pool_name(host: str, conf: cfg.ConfigOpts) -> str:
+    """``host@backend#pool`` for a manager host name."""
+    backend = backend_name(conf)
+    return f"{host}@{backend}#{backend}"
+
+
+def pool_capabilities(reported: Mapping[str, Any], conf: cfg.ConfigOpts, *,
+                      allocated_gb: float = 0.0,
+                      updated: datetime.datetime | None = None) -> dict[str, Any]:
+    """A host's capabilities as admins and volume types see them: what its manager
+    reported with its heartbeat, with the standard keys of a Block Storage pool."""
+    thin = bool(reported.get("thin_provisioning_support"))
+    name = backend_name(conf)
+    return {
+        **reported,
+        "volume_backend_name": name,
+        "pool_name": name,
+        "vendor_name": VENDOR_NAME,
+        "driver_version": volmgr.__version__,
+        "storage_protocol": str(reported.get("storage_protocol") or STORAGE_PROTOCOL),
+        "total_capacity_gb": _number(reported, "total_capacity_gb"),
+        "free_capacity_gb": _number(reported, "free_capacity_gb"),
+        "provisioned_capacity_gb": _number(reported, "provisioned_capacity_gb"),
+        "allocated_capacity_gb": allocated_gb,
+        "reserved_percentage": 0,
+        "QoS_support": False,
+        "thin_provisioning_support": thin,
+        "thick_provisioning_support": not thin,
+        "max_over_subscription_ratio": conf.api.max_oversubscription_ratio,
+        "multiattach": MULTIATTACH,
+        "online_extend_support": ONLINE_EXTEND,
+        "timestamp": updated.strftime("%Y-%m-%dT%H:%M:%S.%f") if updated else None,
+    }
+
+
+_SPEC_OPERATORS: dict[str, Any] = {
+    "=": lambda have, want: float(have) >= float(want),
+    "==": lambda have, want: float(have) == float(want),
+    "!=": lambda have, want: float(have) != float(want),
+    ">=": lambda have, want: float(have) >= float(want),
+    "<=": lambda have, want: float(have) <= float(want),
+    "<in>": lambda have, want: want in str(have),
+    "<is>": lambda have, want: (strutils.bool_from_string(have)
+                                is strutils.bool_from_string(want)),
+    "s==": lambda have, want: str(have) == want,
+    "s!=": lambda have, want: str(have) != want,
+    "s<": lambda have, want: str(have) < want,
+    "s<=": lambda have, want: str(have) <= want,
+    "s>": lambda have, want: str(have) > want,
+    "s>=": lambda have, want: str(have) >= want,
+}
+
+
+def spec_matches(have: Any, want: str) -> bool:
+    """One extra-spec requirement against one capability value, with the reference
+    service's operators (``<is> True``, ``>= 10``, ``<or> a <or> b``, ``s== x``…); a
+    plain value must equal the capability (booleans compare as ``True``/``False``)."""
+    words = str(want).split()
+    operator = words[0] if words else ""
+    if operator == "<or>":
+        return have is not None and str(have) in words[1::2]
+    method = _SPEC_OPERATORS.get(operator)
+    if method is None:
+        return str(have) == str(want) if isinstance(have, bool) else have == want
+    if have is None or len(words) < 2:
+        return False
+    try:
+        return bool(method(have, words[1]))
+    except (TypeError, ValueError):
+        return False
+
+
+def satisfies(capabilities: Mapping[str, Any], extra_specs: Mapping[str, Any]) -> bool:
+    """Whether a host's capabilities meet a volume type's extra specs. Keys scoped by
+    anything but ``capabilities:`` (``RESKEY:``, vendor scopes) are not for the
+    scheduler and are skipped; any other key names a capability the host must have."""
+    for key, want in extra_specs.items():
+        scope = str(key).split(":")
+        if len(scope) > 1 and scope[0] != "capabilities":
+            continue
+        if scope[0] == "capabilities":
+            scope = scope[1:]
+        have: Any = capabilities
+        for part in scope:
+            if not isinstance(have, Mapping) or part not in have:
+                return False
+            have = have[part]
+        values = have if isinstance(have, list) else [have]
+        if not any(spec_matches(value, str(want)) for value in values):
+            return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +177,20 @@ class Scheduler:
         self.conf = conf
         self.db = db
 
-    def choose_host(self, size: int) -> str:
-        """The up, enabled host with the most free capacity that holds ``size`` GiB;
-        NoValidHost naming why when there is none."""
+    def choose_host(self, size: int, extra_specs: Mapping[str, Any] | None = None) -> str:
+        """The up, enabled host whose capabilities meet ``extra_specs`` (the volume
+        type's) with the most free capacity that holds ``size`` GiB; NoValidHost naming
+        why when there is none."""
         services = self.db.services_up(BINARY, self.conf.service_down_time)
         if not services:
             raise exception.NoValidHost(reason="no volume service is up and enabled")
+        if extra_specs:
+            services = [s for s in services if satisfies(
+                pool_capabilities(s.capabilities or {}, self.conf), extra_specs)]
+            if not services:
+                raise exception.NoValidHost(
+                    reason="no up and enabled volume host has the capabilities the "
+                    "volume type asks for")
         ratio = self.conf.api.max_oversubscription_ratio
         pending = self.db.pending_gb_by_host({s.host: s.last_heartbeat for s in services})
         candidates = [

@@ -185,4 +185,8 @@ def conditional_update(
     if "updated_at" in table.c:
         new_values.setdefault("updated_at", models.utcnow())
     result = session.execute(sa.update(table).where(*conditions).values(**new_values))
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    won = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if won and "status" in values:
+        from volmgr.db import messages  # messages builds on this module
+        messages.record_failure(session, model, row_id, values, expected_status)
+    return won

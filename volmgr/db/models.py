@@ -312,10 +312,13 @@ class Message(Base):
     resource_type: Mapped[str | None] = mapped_column(sa.String(255))
     resource_uuid: Mapped[str | None] = mapped_column(sa.String(36), index=True)
     event_id: Mapped[str] = mapped_column(sa.String(255))
+    #: What was being done and what went wrong, as codes (``volmgr/db/messages.py``
+    #: holds their texts); the API builds ``user_message`` from them.
+    action_id: Mapped[str] = mapped_column(sa.String(10))
+    detail_id: Mapped[str] = mapped_column(sa.String(10))
     message_level: Mapped[str] = mapped_column(sa.String(255), default="ERROR")
-    detail: Mapped[str | None] = mapped_column(sa.Text)
+    #: A message lives ``[DEFAULT] message_ttl`` seconds from here (see the API).
     created_at: Mapped[Timestamp]
-    expires_at: Mapped[OptionalTimestamp]
     deleted: Mapped[bool] = mapped_column(sa.Boolean, default=False, index=True)
     deleted_at: Mapped[OptionalTimestamp]
 

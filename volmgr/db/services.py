@@ -108,6 +108,37 @@ class ServiceQueries(DatabaseCore):
             return {host: int(total or 0) for host, total in rows}
         return self.run(work)
 
+    def allocated_gb_by_host(self) -> dict[str, int]:
+        """GiB of live volumes placed on each host (a pool's allocated capacity)."""
+        volumes = models.table(models.Volume)
+
+        def work(session: Session) -> dict[str, int]:
+            rows = session.execute(
+                sa.select(volumes.c.host, sa.func.sum(volumes.c.size))
+                .where(volumes.c.deleted == sa.false(), volumes.c.host.is_not(None))
+                .group_by(volumes.c.host)).all()
+            return {host: int(total or 0) for host, total in rows}
+        return self.run(work)
+
+    def host_usage(self, host: str) -> dict[str, dict[str, int]]:
+        """Per project: live volumes and snapshots on ``host``, counted and summed."""
+        def work(session: Session) -> dict[str, dict[str, int]]:
+            usage: dict[str, dict[str, int]] = {}
+            for model, kind in ((models.Volume, "volume"), (models.Snapshot, "snapshot")):
+                table = models.table(model)
+                rows = session.execute(
+                    sa.select(table.c.project_id, sa.func.count(), sa.func.sum(table.c.size))
+                    .where(table.c.deleted == sa.false(), table.c.host == host)
+                    .group_by(table.c.project_id)).all()
+                for project_id, count, total in rows:
+                    entry = usage.setdefault(project_id, {
+                        "volume_count": 0, "volume_gb": 0,
+                        "snapshot_count": 0, "snapshot_gb": 0})
+                    entry[f"{kind}_count"] = int(count)
+                    entry[f"{kind}_gb"] = int(total or 0)
+            return usage
+        return self.run(work)
+
     def services_up(self, binary: str, down_time: int) -> list[models.Service]:
         """Enabled services of ``binary`` that heartbeated recently."""
         now = models.utcnow()

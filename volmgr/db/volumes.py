@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from volmgr import exception, states
-from volmgr.db import models, quota
+from volmgr.db import messages, models, quota
 from volmgr.db.core import (
     NEWEST_FIRST,
     DatabaseCore,
@@ -179,6 +179,8 @@ class VolumeQueries(DatabaseCore):
             # Every column has a Python-side default, so the row is complete without
             # reading it back; a new volume has no attachments.
             set_committed_value(volume, "attachments", [])
+            if status == states.ERROR:
+                messages.record_unscheduled(session, volume)
             return volume
         return self.run(work)
 

@@ -29,10 +29,10 @@ def upgrade() -> None:
     sa.Column('resource_type', sa.String(length=255), nullable=True),
     sa.Column('resource_uuid', sa.String(length=36), nullable=True),
     sa.Column('event_id', sa.String(length=255), nullable=False),
+    sa.Column('action_id', sa.String(length=10), nullable=False),
+    sa.Column('detail_id', sa.String(length=10), nullable=False),
     sa.Column('message_level', sa.String(length=255), nullable=False),
-    sa.Column('detail', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=False),
-    sa.Column('expires_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('deleted_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages'))
