@@ -251,7 +251,8 @@ class VolumeController:
             raise v.bad("'os-extend' must be an object")
         v.only_fields(args, ("new_size",), "os-extend")
         new_size = v.size(args.get("new_size"), self.max_volume_size, "new_size")
-        self.ops.extend_volume(req.ctx, volume_id, new_size)
+        self.ops.extend_volume(req.ctx, volume_id, new_size,
+                               allow_in_use=req.at_least("3.42"))
         return ApiResponse(202)
 
     def set_bootable(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
