@@ -17,6 +17,14 @@ GLOBAL_KEYS = {"volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes
                "per_volume_gigabytes", "groups"}
 
 
+def project_wide(quota_set: dict[str, Any]) -> dict[str, Any]:
+    """The project-wide entries (and id); per-type keys exist for each volume type."""
+    typed = {key for key in quota_set if key not in GLOBAL_KEYS | {"id"}}
+    assert all(key.split("_", 1)[0] in ("volumes", "gigabytes", "snapshots")
+               for key in typed), typed
+    return {key: value for key, value in quota_set.items() if key not in typed}
+
+
 def admin_call(app: Any, method: str, path: str, body: Any = None,
                version: str | None = None) -> Any:
     headers = dict(ADMIN)
@@ -57,9 +65,10 @@ def add_volume_type(db: Database, name: str) -> str:
 def test_a_member_reads_its_own_quota_set_with_the_configured_defaults(app: Any) -> None:
     answer = h.call(app, "GET", "/v3/p1/os-quota-sets/p1")
     assert answer.status_int == 200
-    assert answer.json == {"quota_set": {
+    assert list(answer.json) == ["quota_set"]
+    assert project_wide(answer.json["quota_set"]) == {
         "id": "p1", "volumes": 10, "snapshots": 10, "gigabytes": 1000, "backups": 10,
-        "backup_gigabytes": 1000, "per_volume_gigabytes": -1, "groups": 10}}
+        "backup_gigabytes": 1000, "per_volume_gigabytes": -1, "groups": 10}
 
 
 def test_a_member_may_not_read_another_projects_quotas_or_defaults(app: Any) -> None:
@@ -77,7 +86,7 @@ def test_usage_true_gives_limit_in_use_and_reserved_per_resource(
     assert answer.status_int == 200
     quota_set = answer.json["quota_set"]
     assert quota_set["id"] == "p1"
-    assert set(quota_set) - {"id"} == GLOBAL_KEYS
+    assert set(project_wide(quota_set)) - {"id"} == GLOBAL_KEYS
     assert quota_set["volumes"] == {"limit": 10, "in_use": 1, "reserved": 0}
     assert quota_set["gigabytes"] == {"limit": 1000, "in_use": 6, "reserved": 0}
     assert quota_set["snapshots"] == {"limit": 10, "in_use": 1, "reserved": 0}
@@ -104,7 +113,7 @@ def test_an_admin_sets_a_projects_limits_and_only_that_project_changes(app: Any)
                        backup_gigabytes=1009, per_volume_gigabytes=1009)
     assert answer.status_int == 200
     assert "id" not in answer.json["quota_set"]
-    assert answer.json["quota_set"] == {
+    assert project_wide(answer.json["quota_set"]) == {
         "gigabytes": 1009, "volumes": 11, "snapshots": 11, "backups": 11,
         "backup_gigabytes": 1009, "per_volume_gigabytes": 1009, "groups": 10}
     assert h.call(app, "GET", "/v3/p1/os-quota-sets/p1").json["quota_set"]["volumes"] == 11
@@ -232,10 +241,11 @@ def test_the_compute_face_obeys_the_same_limits(app: Any) -> None:
 def test_the_default_class_shows_the_defaults_with_its_name_as_id(app: Any) -> None:
     answer = admin_call(app, "GET", "/v3/adminproject/os-quota-class-sets/default")
     assert answer.status_int == 200
-    assert answer.json == {"quota_class_set": {
+    assert list(answer.json) == ["quota_class_set"]
+    assert project_wide(answer.json["quota_class_set"]) == {
         "id": "default", "volumes": 10, "snapshots": 10, "gigabytes": 1000,
         "backups": 10, "backup_gigabytes": 1000, "per_volume_gigabytes": -1,
-        "groups": 10}}
+        "groups": 10}
 
 
 def test_updating_the_default_class_changes_every_projects_defaults(
@@ -324,3 +334,16 @@ def test_an_admin_names_the_project_of_limits_from_3_39(app: Any, db: Database) 
     member = h.call(app, "GET", "/v3/p2/limits?project_id=p1", token=h.OTHER_TOKEN,
                     headers={"OpenStack-API-Version": "volume 3.39"})
     assert member.json["limits"]["absolute"]["totalVolumesUsed"] == 0
+
+
+def test_per_type_usage_counts_the_live_volumes_and_snapshots_of_each_type(
+        app: Any, db: Database) -> None:
+    answer = create(app, size=2)
+    type_name = answer.json["volume"]["volume_type"]
+    volume_id = answer.json["volume"]["id"]
+    h.finish(db, volume_id)
+    h.call(app, "POST", "/v3/p1/snapshots", {"snapshot": {"volume_id": volume_id}})
+    quota_set = h.call(app, "GET", "/v3/p1/os-quota-sets/p1?usage=True").json["quota_set"]
+    assert quota_set[f"volumes_{type_name}"]["in_use"] == 1
+    assert quota_set[f"snapshots_{type_name}"]["in_use"] == 1
+    assert quota_set[f"gigabytes_{type_name}"]["in_use"] == 4
