@@ -243,3 +243,23 @@ def test_the_request_id_follows_work_onto_another_thread() -> None:
     worker.join()
     assert seen == ["req-abc"]
     assert messages._request_id.get() is None
+
+
+def test_a_type_no_host_satisfies_ends_in_error_with_a_message(app: Any,
+                                                               db: Database) -> None:
+    """Tempest's way of making a user message: a type asking for capabilities no
+    backend has."""
+    bogus = db.volume_type_create("bogus", extra_specs={"storage_protocol": "carrier",
+                                                        "vendor_name": "nobody"})
+    fitting = db.volume_type_create("fitting", extra_specs={"storage_protocol": "iSCSI",
+                                                            "vendor_name": "Open Source"})
+    answer = h.call(app, "POST", "/v3/p1/volumes",
+                    {"volume": {"size": 1, "volume_type": bogus.id}})
+    assert answer.status_int == 202, answer.text
+    assert answer.json["volume"]["status"] == states.ERROR
+    (message,) = list_messages(app)
+    assert (message["resource_uuid"], message["event_id"]) == (
+        answer.json["volume"]["id"], "VOLUME_VOLUME_001_003")
+    answer = h.call(app, "POST", "/v3/p1/volumes",
+                    {"volume": {"size": 1, "volume_type": fitting.id}})
+    assert answer.json["volume"]["status"] == states.CREATING

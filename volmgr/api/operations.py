@@ -171,8 +171,11 @@ class Operations:
         if size is None:
             raise exception.InvalidInput(reason="'size' is required")
         if source_size is None:
+            # The type's extra specs must match the chosen host's capabilities.
+            specs = (self.db.volume_type_get(volume_type_id).extra_specs or {}
+                     if volume_type_id is not None else {})
             try:
-                host = self.scheduler.choose_host(size)
+                host = self.scheduler.choose_host(size, specs)
             except exception.NoValidHost as error:
                 host, reason = None, str(error)
         volume = self.db.volume_create(
