@@ -243,19 +243,20 @@ class TypeQueries(DatabaseCore):
                          ) -> list[models.VolumeType]:
         """The types the caller may see, in ``sort`` order.
 
-        Members see public types plus the private types their project has access to.
-        Admins see public types (``is_public`` True), private ones (False) or all
-        (None). ``extra_specs`` keeps types whose specs hold every given key/value;
-        ``marker`` is the id of the previous page's last type."""
+        ``is_public`` True (what members always get): public types plus the private
+        types ``project_id`` has access to; False: private types only; None: every type
+        (admins only, as the reference service). ``extra_specs`` keeps types whose
+        specs hold every given key/value; ``marker`` is the previous page's last id."""
         wanted_specs = dict(extra_specs or {})
+        if not is_admin:
+            is_public = True
 
         def work(session: Session) -> list[models.VolumeType]:
             conditions: list[sa.ColumnElement[bool]] = []
-            if not is_admin:
+            if is_public:
                 conditions.append(_access_clause(project_id))
             elif is_public is not None:
-                conditions.append(models.VolumeType.is_public == sa.true() if is_public
-                                  else models.VolumeType.is_public == sa.false())
+                conditions.append(models.VolumeType.is_public == sa.false())
             anchor = None
             if marker:
                 anchor = get_type(session, marker,
@@ -395,9 +396,13 @@ class TypeQueries(DatabaseCore):
         self.run(work)
 
     def volume_type_access_remove(self, type_id: str, project_id: str) -> None:
-        """Withdraw ``project_id``'s access (404 when it had none)."""
+        """Withdraw ``project_id``'s access (404 when it had none; ``InvalidVolumeType``
+        for a public type)."""
         def work(session: Session) -> None:
-            get_type(session, type_id, lock=True)
+            if get_type(session, type_id, lock=True).is_public:
+                raise exception.InvalidVolumeType(
+                    reason=f"volume type {type_id} is public; access lists are for "
+                    f"private types")
             removed = session.execute(sa.delete(_access).where(
                 _access.c.volume_type_id == type_id, _access.c.project_id == project_id))
             if not removed.rowcount:  # type: ignore[attr-defined]
