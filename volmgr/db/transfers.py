@@ -124,14 +124,16 @@ class TransferQueries(DatabaseCore):
         """Withdraw a pending transfer: the volume is ``available`` again."""
         def work(session: Session) -> None:
             transfer = get_transfer(session, transfer_id, project_id)
+            # The transfer row first, as accept takes it: a racing accept loses, or wins
+            # and this withdrawal finds nothing.
+            if not conditional_update(session, models.Transfer, transfer_id,
+                                      {"deleted": True, "deleted_at": models.utcnow()}):
+                raise exception.TransferNotFound(transfer_id=transfer_id)
             if not conditional_update(session, models.Volume, transfer.volume_id,
                                       {"status": states.AVAILABLE},
                                       expected_status=(states.AWAITING_TRANSFER,)):
                 LOG.warning("Transfer %s: volume %s was no longer awaiting transfer",
                             transfer_id, transfer.volume_id)
-            if not conditional_update(session, models.Transfer, transfer_id,
-                                      {"deleted": True, "deleted_at": models.utcnow()}):
-                raise exception.TransferNotFound(transfer_id=transfer_id)
         self.run(work)
 
     def transfer_accept(self, transfer_id: str, auth_key: str, *, project_id: str,
