@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import webob
 
 from tests.unit import api_helpers as h
 from volmgr import states
@@ -372,3 +373,11 @@ def test_summary_at_3_12(app: Any, db: Database) -> None:
 def test_snapshot_of_no_volume_is_404(app: Any) -> None:
     answer = h.call(app, "POST", "/v3/p1/snapshots", {"snapshot": {"volume_id": None}})
     assert answer.status_int == 404
+
+
+def test_a_header_slot_left_empty_by_a_middleware_is_no_server_error(app: Any) -> None:
+    # keystonemiddleware leaves some identity headers as None in the WSGI environ.
+    request = webob.Request.blank("/v3/p1/volumes")
+    request.headers["X-Auth-Token"] = h.TOKEN
+    request.environ["HTTP_X_SERVICE_CATALOG"] = None
+    assert request.get_response(app).status_int == 200
