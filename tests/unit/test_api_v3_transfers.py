@@ -322,3 +322,30 @@ def test_deleting_a_transfer_makes_the_volume_available_again(
     assert h.call(app, "GET", f"/v3/p1/{LEGACY}/{transfer['id']}").status_int == 404
     assert accept(app, transfer["id"], transfer["auth_key"]).status_int == 404
     assert h.call(app, "DELETE", f"/v3/p1/volumes/{volume_id}").status_int == 202
+
+
+def test_an_encrypted_volume_is_transferable_only_from_3_70_with_its_snapshots(
+        app: Any, db: Database) -> None:
+    with db.transaction() as session:
+        volume_type = models.VolumeType(name="luks", is_public=True, extra_specs={})
+        session.add(volume_type)
+        session.flush()
+        session.add(models.Encryption(volume_type_id=volume_type.id, provider="luks",
+                                      cipher="aes-xts-plain64", key_size=256,
+                                      control_location="front-end"))
+    answer = h.call(app, "POST", "/v3/p1/volumes",
+                    {"volume": {"size": 1, "volume_type": "luks"}})
+    assert answer.status_int == 202, answer.text
+    volume_id = answer.json["volume"]["id"]
+    h.finish(db, volume_id)
+    body = {"transfer": {"volume_id": volume_id}}
+    for collection, version in ((LEGACY, "3.70"), (NEW, "3.69")):
+        answer = h.call(app, "POST", f"/v3/p1/{collection}", body, headers=mv(version))
+        assert answer.status_int == 400, (collection, version)
+        assert "encrypted" in answer.json["badRequest"]["message"]
+    without = {"transfer": {"volume_id": volume_id, "no_snapshots": True}}
+    assert h.call(app, "POST", f"/v3/p1/{NEW}", without,
+                  headers=mv("3.70")).status_int == 400
+    assert db.volume_get(volume_id).status == states.AVAILABLE
+    transfer = offer(app, volume_id, NEW, "3.70")
+    assert accept(app, transfer["id"], transfer["auth_key"], NEW, "3.70").status_int == 202

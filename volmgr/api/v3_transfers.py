@@ -5,7 +5,8 @@ The owner offers an ``available`` volume (it waits in ``awaiting-transfer``) and
 auth key once; another project accepts with the transfer id and that key, and receives
 the volume, its snapshots (unless offered with ``no_snapshots``, 3.55) and their quota
 usage. Replies gain ``no_snapshots`` at 3.55 and ``source_project_id``,
-``destination_project_id`` and ``accepted`` at 3.57; listings page at 3.59.
+``destination_project_id`` and ``accepted`` at 3.57; listings page at 3.59; an encrypted
+volume (its type has an encryption record) is transferable from 3.70, with its snapshots.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class TransferController:
             volume_id, project_id=scope(req.ctx),
             display_name=name.strip() if name is not None else None,
             no_snapshots=(v.boolean(no_snapshots, "no_snapshots")
-                          if no_snapshots is not None else False))
+                          if no_snapshots is not None else False),
+            allow_encrypted=snapshots_option and req.at_least("3.70"))
         view = detail_view(req, transfer)
         view["auth_key"] = auth_key
         return ApiResponse(202, {"transfer": view})

@@ -26,6 +26,7 @@ from volmgr.db.volumes import get_volume, lock_volume, transition_or_raise
 LOG = logging.getLogger(__name__)
 
 _snapshots = models.table(models.Snapshot)
+_encryption = models.table(models.Encryption)
 _transfers = models.table(models.Transfer)
 
 #: Hex characters in a generated auth key (64 bits) and in its salt.
@@ -62,6 +63,15 @@ def _live_snapshots(session: Session, volume_id: str, *,
     return list(session.execute(query).scalars())
 
 
+def _is_encrypted(session: Session, volume: models.Volume) -> bool:
+    """Whether the volume's type carries an encryption record."""
+    if volume.volume_type_id is None:
+        return False
+    return session.execute(sa.select(_encryption.c.encryption_id).where(
+        _encryption.c.volume_type_id == volume.volume_type_id,
+        _encryption.c.deleted == sa.false()).limit(1)).first() is not None
+
+
 def _require_available_snapshots(snapshots: list[models.Snapshot]) -> None:
     for snapshot in snapshots:
         if snapshot.status != states.SNAP_AVAILABLE:
@@ -75,14 +85,24 @@ class TransferQueries(DatabaseCore):
 
     def transfer_create(self, volume_id: str, *, project_id: str | None,
                         display_name: str | None = None,
-                        no_snapshots: bool = False) -> tuple[models.Transfer, str]:
+                        no_snapshots: bool = False,
+                        allow_encrypted: bool = False) -> tuple[models.Transfer, str]:
         """Offer an ``available`` volume (of ``project_id`` when given): it moves to
-        ``awaiting-transfer`` in the same transaction. Returns the transfer and its
-        auth key, which is not stored and cannot be read again."""
+        ``awaiting-transfer`` in the same transaction. An encrypted volume is offered
+        only with ``allow_encrypted`` (3.70) and with its snapshots. Returns the transfer
+        and its auth key, which is not stored and cannot be read again."""
         auth_key = secrets.token_hex(AUTH_KEY_LENGTH // 2)
 
         def work(session: Session) -> models.Transfer:
             volume = get_volume(session, volume_id, project_id)
+            if _is_encrypted(session, volume):
+                if not allow_encrypted:
+                    raise exception.InvalidVolume(
+                        reason="transferring an encrypted volume is not supported "
+                        "before microversion 3.70")
+                if no_snapshots:
+                    raise exception.InvalidVolume(
+                        reason="an encrypted volume is transferred with its snapshots")
             transition_or_raise(session, volume_id, (states.AVAILABLE,),
                                 {"status": states.AWAITING_TRANSFER}, project_id=project_id)
             if not no_snapshots:
