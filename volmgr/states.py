@@ -1,4 +1,5 @@
-"""The volume, snapshot and attachment state machines (DESIGN.md §2.2), as data.
+"""The volume, snapshot and attachment state machines, as data (docs/architecture.md,
+"The state machine").
 
 The API, the manager, recovery and the operator CLI all read the allowed transitions
 from here, so the state machine is written down exactly once.

@@ -1,4 +1,4 @@
-"""The contract every storage driver keeps (DESIGN.md §2.5), run against real LVM on a
+"""The contract every storage driver keeps (volmgr/volume/driver.py), run against real LVM on a
 loop VG and the file driver on real files: idempotent create/extend/delete, snapshots and
 volumes made from them, exports, capacity, and no user text on any command line."""
 

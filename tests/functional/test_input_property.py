@@ -1,4 +1,4 @@
-"""Issue 11's acceptance: hostile strings through every field and path parameter of
+"""Hostile strings through every field and path parameter of
 both faces, on PostgreSQL, MariaDB and SQLite.
 
 One app per backend (each over its own scratch database, one volume host, a recording

@@ -1,4 +1,4 @@
-"""Issue 11's acceptance: slow and idle clients cost the API nothing but sockets.
+"""Slow and idle clients cost the API nothing but sockets.
 
 A crowd of 700 hostile connections is held against a real ``volmgr-api`` (default
 ``[api]`` settings: 2 worker processes, 1 request thread each; PostgreSQL) and against

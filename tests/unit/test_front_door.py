@@ -1,4 +1,4 @@
-"""The front door (issue 11): one regression test (or more) per numbered defect.
+"""The front door: one regression test (or more) per defect it once had.
 
 1. idle and slow connections must not take the API down (the HTTP server buffers whole
    requests before a thread sees them, and times out idle and slow clients);

@@ -1,7 +1,7 @@
 """What every API request does, whichever face it came through: validate the state
 change with one guarded database write, pick the host, cast, return the row.
 
-Delivery contract (DESIGN.md §2.4): the row is written *before* the cast. A cast that
+Delivery contract (docs/rpc.md, "Delivery"): the row is written *before* the cast. A cast that
 fails afterwards (broker down beyond ``[api] rpc_cast_retry``) is
 logged and the request still succeeds: the row now sits in a transitional status with
 its ``status_changed_at``, and the owning manager's recovery re-drives it. This module

@@ -1,5 +1,5 @@
-"""The Compute API 1.1 "Volumes" extension face (``/v1.1/{project_id}``), as the seed
-and ``shared/api/README.md`` §1 describe it: camelCase views, JSON or XML.
+"""The Compute API 1.1 "Volumes" extension face (``/v1.1/{project_id}``), the API volmgr
+first served ("the seed face", docs/architecture.md): camelCase views, JSON or XML.
 
 Controllers validate and translate; the state changes are ``Operations``' job.
 """

@@ -1,4 +1,4 @@
-"""The storage driver interface the manager drives (DESIGN.md §2.5).
+"""The storage driver interface the manager drives (docs/architecture.md).
 
 Drivers receive small value objects (``VolumeRef``, ``SnapshotRef``), never ORM rows,
 and every method is idempotent: creating what exists with the right size succeeds,

@@ -1,4 +1,4 @@
-"""Recovery: finish what a lost message or a crash left half-done (DESIGN.md §2.4).
+"""Recovery: finish what a lost message or a crash left half-done (docs/rpc.md, "Delivery").
 
 At start-up and every ``[volume] recovery_interval`` the daemon looks for its own volume
 and snapshot rows that have sat in a transitional status for longer than
