@@ -539,3 +539,74 @@ def test_malformed_bodies_are_400_never_500(app: Any, raw: bytes, method: str,
                     headers=ADMIN, raw=raw)
     assert 400 <= answer.status_int < 500, answer.text
     assert answer.json
+
+
+# -- Retype (the os-retype volume action's handler) ------------------------------------
+
+
+def retype(conf: Any, db: Database, volume_id: str, args: Any, *,
+           roles: tuple[str, ...] = ()) -> Any:
+    import webob
+
+    from volmgr.api import v3_types
+    from volmgr.api.v3_base import V3Deps
+    from volmgr.api.wsgi import ApiRequest
+    from volmgr.context import RequestContext
+
+    deps = V3Deps(conf=conf, db=db, ops=None, rpcapi=None)  # type: ignore[arg-type]
+    req = ApiRequest(http=webob.Request.blank(f"/v3/p1/volumes/{volume_id}/action"),
+                     params={"volume_id": volume_id},
+                     context=RequestContext("p1", "u1", roles), fmt="json",
+                     body={"os-retype": args})
+    return v3_types.retype_action(deps)(req, volume_id, args)
+
+
+def typed_volume(app: Any, db: Database, type_name: str) -> str:
+    answer = member(app, "POST", "/v3/p1/volumes", {"volume": {"size": 1,
+                                                              "volume_type": type_name}})
+    assert answer.status_int == 202, answer.text
+    volume_id: str = answer.json["volume"]["id"]
+    h.finish(db, volume_id)
+    return volume_id
+
+
+def test_retype_changes_the_type_in_place(app: Any, conf: Any, db: Database) -> None:
+    new_type(app, "one")
+    new_type(app, "two", extra_specs={"volume_backend_name": "file"})
+    conf.set_override("driver", "file", group="volume")
+    volume_id = typed_volume(app, db, "one")
+    assert retype(conf, db, volume_id, {"new_type": "two",
+                                        "migration_policy": "never"}).status == 202
+    shown = member(app, "GET", f"/v3/p1/volumes/{volume_id}").json["volume"]
+    assert shown["volume_type"] == "two"
+    assert shown["status"] == "available"
+
+
+def test_retype_refuses_what_would_need_a_migration_or_is_no_change(
+        app: Any, conf: Any, db: Database) -> None:
+    from volmgr import exception
+
+    new_type(app, "one")
+    new_type(app, "elsewhere", extra_specs={"volume_backend_name": "no-such-backend"})
+    shared = new_type(app, "shared", extra_specs={"multiattach": "<is> True"})
+    encrypted = new_type(app, "encrypted")
+    admin(app, "POST", f"/v3/adm/types/{encrypted['id']}/encryption",
+          {"encryption": {"provider": "luks", "control_location": "front-end"}})
+    volume_id = typed_volume(app, db, "one")
+    for target in ("one", "elsewhere", "encrypted"):
+        with pytest.raises(exception.Invalid):
+            retype(conf, db, volume_id, {"new_type": target})
+    with pytest.raises(exception.VolumeTypeNotFound):
+        retype(conf, db, volume_id, {"new_type": "nothing"})
+    for bad in ({}, {"new_type": "shared", "migration_policy": "sometimes"},
+                {"new_type": "shared", "x": 1}, "shared"):
+        with pytest.raises(exception.InvalidInput):
+            retype(conf, db, volume_id, bad)
+    assert db.volume_transition(volume_id, ("available",), {"status": "in-use"})
+    # (This host cannot multiattach at all, so the data layer is asked directly.)
+    with pytest.raises(exception.InvalidVolume, match="multiattach"):
+        db.volume_retype(volume_id, shared["id"], project_id="p1")
+    assert db.volume_transition(volume_id, ("in-use",), {"status": "extending"})
+    with pytest.raises(exception.VolumeStatusConflict):
+        db.volume_retype(volume_id, shared["id"], project_id="p1")
+    assert db.volume_get(volume_id).volume_type == "one"

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from volmgr import exception
-from volmgr.api import v3_listing
+from volmgr.api import scheduler, v3_listing
 from volmgr.api import validation as v
+from volmgr.api.actions import ActionHandler
+from volmgr.api.operations import scope
 from volmgr.api.seed import timestamp
 from volmgr.api.v3_base import V3Deps, links, next_link, prefixed, require_admin
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
@@ -501,6 +503,44 @@ def _consumer(value: Any) -> str | None:
     if value not in db_types.QOS_CONSUMERS:
         raise v.bad(f"'consumer' must be one of: {', '.join(db_types.QOS_CONSUMERS)}")
     return str(value)
+
+
+# -- Retype ---------------------------------------------------------------------------
+
+
+def retype_action(deps: V3Deps) -> ActionHandler:
+    """The volume action ``os-retype`` (``{"new_type": name or id, "migration_policy":
+    "never" | "on-demand"}``): the type changes in place, 202. volmgr never migrates, so
+    a type whose extra specs the volume's host does not satisfy is refused (400)
+    whatever the policy, as is any change ``Database.volume_retype`` refuses."""
+    def retype(req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
+        if not isinstance(args, dict):
+            raise v.bad("'os-retype' must be an object such as {\"new_type\": \"<type>\"}")
+        v.only_fields(args, ("new_type", "migration_policy"), "os-retype")
+        new_type = v.required_text(args.get("new_type"), "os-retype.new_type")
+        policy = args.get("migration_policy")
+        if policy is not None and policy not in ("never", "on-demand"):
+            raise v.bad("'os-retype.migration_policy' must be never or on-demand")
+        volume = deps.db.volume_get(volume_id, scope(req.ctx))
+        target = deps.db.volume_type_resolve(new_type, project_id=req.ctx.project_id,
+                                             is_admin=req.ctx.is_admin)
+        if volume.host and target.extra_specs:
+            capabilities = _host_capabilities(deps, volume.host)
+            if not scheduler.satisfies(capabilities, target.extra_specs):
+                raise exception.InvalidVolume(
+                    reason=f"volume type {target.name} asks for capabilities the "
+                    f"volume's host lacks, and this service does not migrate volumes")
+        deps.db.volume_retype(volume_id, target.id, project_id=scope(req.ctx))
+        return ApiResponse(202)
+    return retype
+
+
+def _host_capabilities(deps: V3Deps, host: str) -> dict[str, Any]:
+    try:
+        service = deps.db.service_get(host, scheduler.BINARY)
+    except exception.NotFound:
+        return scheduler.pool_capabilities({}, deps.conf)
+    return scheduler.pool_capabilities(service.capabilities or {}, deps.conf)
 
 
 def add_routes(router: Router, deps: V3Deps) -> None:

@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy.orm import Session
 
-from volmgr import exception
+from volmgr import exception, states
 from volmgr.db import models
-from volmgr.db.core import DatabaseCore, SortOrder, list_live
+from volmgr.db.core import DatabaseCore, SortOrder, conditional_update, list_live
+from volmgr.db.volumes import get_volume, lock_volume
 
 #: The type every fresh database has (migration 0004), as in the reference service.
 DEFAULT_TYPE_NAME = "__DEFAULT__"
@@ -332,6 +333,53 @@ class TypeQueries(DatabaseCore):
             if encryption is not None:
                 _soft_delete(encryption)
         self.run(work)
+
+    def volume_retype(self, volume_id: str, type_id: str, *,
+                      project_id: str | None) -> models.Volume:
+        """Give a volume another type, in place (volmgr never migrates): the volume is
+        ``available`` or ``in-use`` (``VolumeStatusConflict`` else); the type differs
+        from its own; multiattach changes only while ``available``; an ``in-use``
+        volume keeps its front-end QoS; encryption cannot change (``InvalidVolume``)."""
+        def work(session: Session) -> models.Volume:
+            lock_volume(session, volume_id)
+            volume = get_volume(session, volume_id, project_id)
+            new = get_type(session, type_id)
+            allowed = (states.AVAILABLE, states.IN_USE)
+            if volume.status not in allowed or volume.migration_status not in (
+                    None, "", "success", "error"):
+                raise exception.VolumeStatusConflict(
+                    volume_id=volume_id, status=volume.status, expected=", ".join(allowed))
+            if volume.volume_type_id == new.id:
+                raise exception.InvalidVolume(
+                    reason=f"volume {volume_id} already has volume type {new.name}; a "
+                    f"retype needs a different type")
+            old = session.execute(sa.select(models.VolumeType).where(
+                models.VolumeType.id == volume.volume_type_id)).scalar_one_or_none() \
+                if volume.volume_type_id else None
+            multiattach = is_multiattach(new)
+            if multiattach != bool(volume.multiattach) and volume.status != states.AVAILABLE:
+                raise exception.InvalidVolume(
+                    reason=f"retypes affecting multiattach are only allowed on available "
+                    f"volumes; volume {volume_id} is {volume.status}")
+            if volume.status == states.IN_USE and qos_specs_for(old) != qos_specs_for(new):
+                raise exception.InvalidVolume(
+                    reason=f"volume {volume_id} is in-use and its front-end QoS specs "
+                    f"would change; detach it first")
+            old_encryption = get_encryption(session, old.id) if old is not None else None
+            new_encryption = get_encryption(session, new.id)
+            if (old_encryption is None) != (new_encryption is None):
+                raise exception.InvalidVolume(
+                    reason="a retype that adds or removes encryption needs a migration, "
+                    "which this service does not do")
+            if not conditional_update(
+                    session, models.Volume, volume_id,
+                    {"volume_type": new.name, "volume_type_id": new.id,
+                     "multiattach": multiattach}, expected_status=(volume.status,)):
+                raise exception.VolumeStatusConflict(
+                    volume_id=volume_id, status=volume.status, expected=", ".join(allowed))
+            session.refresh(volume)
+            return volume
+        return self.run(work)
 
     # -- Extra specs ------------------------------------------------------------------
 
