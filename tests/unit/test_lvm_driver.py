@@ -41,7 +41,7 @@ NOT_FOUND = {"stderr": f'  Failed to find logical volume "{VG}/x"', "exit_code":
 
 def remove(name: str) -> list[str]:
     """lvremove that never takes an origin (and so its snapshots) with it."""
-    return ["lvremove", "-f", "-S", f"lv_name={name} && !(lv_role=origin)", VG]
+    return ["lvremove", "-f", "-S", f"lv_name={name}&&!(lv_role=origin)", VG]
 
 
 def removed(name: str) -> str:

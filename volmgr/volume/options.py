@@ -71,6 +71,14 @@ lvm_opts = [
                help="How a thick volume is wiped before its LV is removed."),
     cfg.IntOpt("volume_clear_size", default=0, min=0,
                help="MiB to wipe at the start of a volume; 0 wipes all of it."),
+    cfg.BoolOpt("lvm_shell", default=False,
+                help="Run lvcreate, lvremove, lvextend, lvs and vgs in long-lived 'lvm' "
+                "shells instead of a new process each (about half the CPU per command). "
+                "Needs volmgr-volume to run as root (no root_helper); the command profile "
+                "<LVM system dir>/profile/volmgr-shell.profile is written at start-up "
+                "when missing. See docs/performance.md."),
+    cfg.IntOpt("lvm_shell_count", default=4, min=1,
+               help="LVM shells kept when lvm_shell is true: LVM commands run at once."),
     cfg.StrOpt("device_dir", default="/dev",
                help="Directory under which an active LV appears as "
                "<device_dir>/<volume_group>/<lv name>; the path exported and wiped."),

@@ -9,6 +9,7 @@ argument from user text, and it never zeroes a path that is not a block device.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import stat
@@ -17,11 +18,13 @@ from typing import Any
 from oslo_config import cfg
 
 from volmgr import exception
+from volmgr.volume import lvmshell
 from volmgr.volume.driver import Capacity, SnapshotRef, VolumeRef
 from volmgr.volume.drivers.base import ExportingDriver
 from volmgr.volume.executor import CommandResult, Executor
 from volmgr.volume.targets.base import TargetHelper, canonical_uuid, volume_name
 
+LOG = logging.getLogger(__name__)
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 _VG_NAME_RE = re.compile(r"^[A-Za-z0-9_.+][A-Za-z0-9_.+-]*$")
@@ -75,10 +78,15 @@ class LVMDriver(ExportingDriver):
                     reason="[lvm] lvm_conf must name a file called lvm.conf "
                     "(LVM reads $LVM_SYSTEM_DIR/lvm.conf)")
             self.env["LVM_SYSTEM_DIR"] = os.path.dirname(os.path.abspath(conf.lvm.lvm_conf))
+        self.lvm_shell: bool = conf.lvm.lvm_shell
+        if self.lvm_shell:
+            self.executor = lvmshell.ShellExecutor(executor, conf.lvm.lvm_shell_count)
 
     # -- setup and capacity ---------------------------------------------------------------
 
     def check_setup(self) -> None:
+        if self.lvm_shell:
+            self._install_shell_profile()
         result = self._lvm("vgs", "--noheadings", "-o", "vg_name", self.vg, check=False)
         if result.exit_code != 0:
             raise exception.BackendError(
@@ -142,7 +150,7 @@ class LVMDriver(ExportingDriver):
             failure: exception.ProcessExecutionError | None = None
             try:
                 result = self._lvm("lvremove", "-f", "-S",
-                                   f"lv_name={name} && !(lv_role=origin)", self.vg)
+                                   f"lv_name={name}&&!(lv_role=origin)", self.vg)
                 if f'"{name}"' in result.stdout:
                     return
             except exception.ProcessExecutionError as error:
@@ -243,6 +251,19 @@ class LVMDriver(ExportingDriver):
         return {}
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _install_shell_profile(self) -> None:
+        path = lvmshell.profile_path(self.env.get("LVM_SYSTEM_DIR", "/etc/lvm"))
+        try:
+            with open(path) as handle:
+                if handle.read() == lvmshell.PROFILE:
+                    return
+        except FileNotFoundError:
+            pass
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(lvmshell.PROFILE)
+        LOG.info("Wrote the LVM shell's command profile %s", path)
 
     def _lvm(self, *cmd: str, check: bool = True) -> CommandResult:
         return self.executor.execute(list(cmd), run_as_root=True, env=self.env,
