@@ -64,9 +64,9 @@ class Server:
             assert self.popen.poll() is None, f"server exited:\n{self.text()}"
             try:
                 return requests.get(f"{self.base}/healthcheck", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 return False
-        wait_for(healthy, 60, "/healthcheck")
+        wait_for(healthy, 90, "/healthcheck")
 
     def stop(self) -> None:
         if self.popen.poll() is None:
