@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "min(N, 30); 0 skips)")
     parser.add_argument("--list-requests", type=int, default=50,
                         help="GET /volumes/detail of the preloaded project, when K > 0")
+    parser.add_argument("--recovery-rows", type=int, default=0, metavar="R",
+                        help="time recovery's scan of one host over R more rows (R/2 stuck "
+                        "in 'creating', R/2 'available'); needs the stack's database")
     parser.add_argument("--set", action="append", default=[], metavar="GROUP.OPTION=VALUE",
                         help="extra volmgr option for every process, e.g. "
                         "volume.executor_thread_pool_size=16")
@@ -163,6 +166,8 @@ def benchmark(args: argparse.Namespace, endpoint: str, db_url: str | None,
             result = run_phase(meter, f"GET detail of {min(args.preload, 1000)}",
                                args.list_requests, 10, lister.listing)
             report["phases"]["list_detail"] = result.summary()
+        if args.recovery_rows and db_url:
+            report["phases"]["recovery_scan"] = recovery_scan(db_url, args.recovery_rows)
         if stack is not None:
             report["peak_rss_mib"] = {k: [round(peak, 1) for _, peak in v]
                                       for k, v in meter.memory().items()}
@@ -217,6 +222,37 @@ def one_concurrency(args: argparse.Namespace, meter: Meter, api: load.Api,
     return phases
 
 
+def recovery_scan(db_url: str, rows: int) -> dict[str, Any]:
+    """Seconds for ``volumes_stuck`` of one host among ``rows`` extra rows of it."""
+    import concurrent.futures
+    import datetime
+
+    from volmgr import states
+    from volmgr.db import Database
+
+    db = Database.from_url(db_url, quota_limits={"volumes": -1, "gigabytes": -1})
+    host = "bench-recovery-host"
+    try:
+        def insert(index: int) -> None:
+            db.volume_create(project_id="bench-recovery", user_id="bench", size=1,
+                             host=host, hold_quota=False,
+                             status=states.CREATING if index % 2 else states.AVAILABLE)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(insert, range(rows)))
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            found = db.volumes_stuck(host, datetime.datetime.now(datetime.UTC).replace(
+                tzinfo=None))
+            timings.append(time.perf_counter() - started)
+        print(f"  recovery scan: {len(found)} stuck rows of {rows} found in "
+              f"{1000 * min(timings):.0f}-{1000 * max(timings):.0f} ms", flush=True)
+        return {"rows": rows, "stuck_found": len(found),
+                "seconds_min": round(min(timings), 3), "seconds_max": round(max(timings), 3)}
+    finally:
+        db.dispose()
+
+
 @contextlib.contextmanager
 def profiled(args: argparse.Namespace, meter: Meter, name: str,
              phases: dict[str, Any]) -> Iterator[None]:
@@ -240,7 +276,8 @@ def profiled(args: argparse.Namespace, meter: Meter, name: str,
 def print_table(report: dict[str, Any]) -> None:
     print("\n| phase | n | c | per s | request p50 / p99 ms | complete p50 / p99 ms | fail |")
     print("|---|---|---|---|---|---|---|")
-    measured = {k: v for k, v in report["phases"].items() if not k.startswith("profile")}
+    measured = {k: v for k, v in report["phases"].items()
+                if not k.startswith("profile") and k != "recovery_scan"}
     for name, phase in measured.items():
         print(f"| {name} | {phase['count']} | {phase['concurrency']} | "
               f"{phase['per_second']} | {phase['request_p50_ms']} / "
