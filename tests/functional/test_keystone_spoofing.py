@@ -1,5 +1,5 @@
 """Under ``auth_strategy = keystone`` a client cannot raise its rights with identity
-headers of its own (issue 11).
+headers of its own.
 
 A real ``volmgr-api`` (waitress workers under gunicorn, PostgreSQL) with
 keystonemiddleware.auth_token in front validates tokens against the fake Identity
