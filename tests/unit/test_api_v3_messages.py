@@ -263,3 +263,28 @@ def test_a_type_no_host_satisfies_ends_in_error_with_a_message(app: Any,
     answer = h.call(app, "POST", "/v3/p1/volumes",
                     {"volume": {"size": 1, "volume_type": fitting.id}})
     assert answer.json["volume"]["status"] == states.CREATING
+
+
+def test_a_manager_failure_names_the_request_that_asked(conf: cfg.ConfigOpts,
+                                                        db: Database) -> None:
+    from tests.unit.volume_fakes import FakeDriver, RecordingSink
+    from volmgr import exception
+    from volmgr.context import RequestContext
+    from volmgr.volume.manager import VolumeManager
+    from volmgr.volume.notifications import VolumeNotifier
+
+    driver = FakeDriver()
+    driver.fail["create_volume"] = exception.BackendError(reason="VG vg-secret is full")
+    manager = VolumeManager(conf, db, driver, VolumeNotifier(RecordingSink()),
+                            host="node1")
+    try:
+        volume_id = placed_volume(db)
+        ctx = RequestContext(project_id="p1", user_id="u1", request_id="req-asked")
+        manager.create_volume(ctx.to_dict(), volume_id)
+        assert manager.wait_idle(10)
+    finally:
+        manager.close()
+    (message,) = db.message_list("p1")
+    assert (message.resource_uuid, message.request_id, message.event_id) == (
+        volume_id, "req-asked", "VOLUME_VOLUME_008_012")
+    assert "vg-secret" not in messages.user_message(message)
