@@ -18,8 +18,10 @@ MEMBER_KEYS = {"id", "name", "is_public", "description", "extra_specs",
                "os-volume-type-access:is_public"}
 
 
-def admin(app: Any, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-    return h.call(app, method, path, body, token=ADMIN_TOKEN, headers=ADMIN, **kwargs)
+def admin(app: Any, method: str, path: str, body: Any = None, *,
+          headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    return h.call(app, method, path, body, token=ADMIN_TOKEN,
+                  headers={**ADMIN, **(headers or {})}, **kwargs)
 
 
 def member(app: Any, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
@@ -264,6 +266,12 @@ def test_list_sorts_pages_and_filters_by_extra_specs(app: Any) -> None:
     assert member(app, "GET", f"/v3/p1/types?extra_specs={secret}").json == \
         {"volume_types": []}, "members cannot probe specs they may not read"
     fault(admin(app, "GET", "/v3/adm/types?sort=colour:asc"), 400)
+    assert len(member(app, "GET", "/v3/p1/types?name=a").json["volume_types"]) == 4, \
+        "below 3.52 a member's other filters are ignored"
+    late = {"OpenStack-API-Version": "volume 3.52"}
+    assert "name" in fault(member(app, "GET", "/v3/p1/types?name=a", headers=late), 400)
+    named = admin(app, "GET", "/v3/adm/types?name=a", headers=late)
+    assert [t["name"] for t in named.json["volume_types"]] == ["a"]
     fault(admin(app, "GET", f"/v3/adm/types?marker={UUID_MISSING}"), 404)
     fault(admin(app, "GET", "/v3/adm/types?extra_specs=[1"), 400)
     fault(admin(app, "GET", "/v3/adm/types?limit=-1"), 400)

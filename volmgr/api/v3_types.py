@@ -45,6 +45,9 @@ QOS_COLUMNS = {"id": "id", "name": "name", "consumer": "consumer",
                "created_at": "created_at", "updated_at": "updated_at"}
 ENCRYPTION_FIELDS = ("provider", "cipher", "key_size", "control_location")
 CONTROL_LOCATIONS = ("front-end", "back-end")
+#: From this microversion a member's unknown type filters are refused (400), as the
+#: reference's generic resource filters do; before it they are ignored.
+FILTER_VERSION = "3.52"
 
 
 # -- Input ----------------------------------------------------------------------------
@@ -170,10 +173,14 @@ class TypesController:
                 key not in db_types.USER_VISIBLE_EXTRA_SPECS for key in extra_specs):
             # A member may not learn about specs it cannot read: nothing matches.
             return ApiResponse(200, {"volume_types": []})
+        ignore = {"is_public", "extra_specs"}
+        if not req.ctx.is_admin and not req.at_least(FILTER_VERSION):
+            # Below 3.52 the reference drops the filters a member may not use.
+            ignore.update(key for key in req.http.GET if key not in v3_listing.CONTROL)
         listing = v3_listing.read(
             req, max_limit=self.max_limit, columns=TYPE_COLUMNS,
             member_filters=frozenset({"is_public", "extra_specs"}),
-            ignore=frozenset({"is_public", "extra_specs"}))
+            ignore=frozenset(ignore))
         filters = {column: value for column, value in listing.filters.items()
                    if column != "is_public"}
         types = self.db.volume_type_list(
