@@ -30,9 +30,10 @@ from volmgr.db import Database
 BINARY = rpc.TOPIC
 VENDOR_NAME = "Open Source"
 STORAGE_PROTOCOL = "iSCSI"
-#: One attachment per volume (docs/decisions.md), and no extend while attached.
-MULTIATTACH = False
-ONLINE_EXTEND = False
+#: A volume whose type asks for multiattach may be attached to several servers, and an
+#: attached volume may grow from 3.42 (docs/rpc.md, "Attachments").
+MULTIATTACH = True
+ONLINE_EXTEND = True
 
 backend_opts = [
     cfg.StrOpt("volume_backend_name",

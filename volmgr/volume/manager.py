@@ -132,8 +132,10 @@ class VolumeManager:
     def capabilities(self) -> dict[str, Any]:
         """What the heartbeat stores and ``get_capabilities`` answers."""
         capacity = self.driver.get_capacity()
+        # Every backend can admit several initiators to one export (multiattach).
         return {**capacity.as_dict(), "driver": self.driver.name,
-                "storage_protocol": "iSCSI", "rpc_api_version": rpcapi.RPC_API_VERSION}
+                "storage_protocol": "iSCSI", "rpc_api_version": rpcapi.RPC_API_VERSION,
+                "multiattach": True}
 
     def busy_volume_ids(self) -> set[str]:
         """Volumes with an operation running or waiting in this daemon."""
