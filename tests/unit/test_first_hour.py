@@ -135,3 +135,104 @@ def test_each_layer_imports_only_what_the_architecture_allows() -> None:
             broken.extend(f"{module} imports {target}" for target in targets
                           if _layer(target) is not None and not _allowed(source, target))
     assert broken == []
+
+
+# -- volmgr-all: flags, iSCSI only when asked, the banner, failed start-ups, the demo ----
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+
+import pytest  # noqa: E402
+
+from volmgr import exception  # noqa: E402
+from volmgr.cmd import all as all_in_one  # noqa: E402
+
+
+@pytest.fixture
+def state_home(tmp_path, monkeypatch) -> pathlib.Path:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    return tmp_path
+
+
+def test_volmgr_all_leaves_a_tgtd_that_answers_alone_unless_asked(state_home,
+                                                                  monkeypatch) -> None:
+    monkeypatch.setattr(all_in_one, "_tgtd_answers", lambda address, port: True)
+    assert all_in_one.build_conf([]).volume.target_helper == "none"
+    assert all_in_one.build_conf(["--iscsi"]).volume.target_helper == "tgtadm"
+
+
+def test_volmgr_all_iscsi_without_a_tgtd_is_one_clear_line(state_home, monkeypatch,
+                                                          capsys) -> None:
+    monkeypatch.setattr(all_in_one, "_tgtd_answers", lambda address, port: False)
+    assert all_in_one.main(["--iscsi"]) == 2
+    err = capsys.readouterr().err
+    assert "--iscsi: no tgtd answers on 127.0.0.1:3260" in err and "Traceback" not in err
+
+
+def test_volmgr_all_takes_port_and_state_path_on_the_command_line(state_home) -> None:
+    conf = all_in_one.build_conf(["--port", "9876", "--state-path", str(state_home / "s")])
+    assert conf.api.bind_port == 9876
+    assert conf.state_path == str(state_home / "s")
+    assert conf.database.connection == f"sqlite:///{state_home}/s/volmgr.sqlite"
+
+
+def test_the_banner_gives_cinder_the_microversion_and_volmgr_manage_the_state(
+        state_home) -> None:
+    conf = all_in_one.build_conf([])
+    banner = all_in_one._banner(conf, "http://127.0.0.1:8776")
+    cinder = next(line for line in banner.splitlines() if "--os-auth-type noauth" in line)
+    assert "--os-volume-api-version 3.0" in cinder
+    assert cinder.rstrip().endswith("--os-endpoint http://127.0.0.1:8776/v3 list")
+    assert f"volmgr-manage --state-path {conf.state_path} volume list" in banner
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _main_in_thread(argv: list[str], timeout: float = 30) -> int | None:
+    """Run main(); None if it has not returned within ``timeout`` (it hangs)."""
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(all_in_one.main(argv)),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result[0] if result else None
+
+
+def test_a_manager_that_cannot_start_is_one_line_and_no_hang(state_home, monkeypatch,
+                                                             capsys) -> None:
+    def broken_start(self: object) -> None:
+        raise exception.BackendError(reason="the backend is on fire")
+
+    monkeypatch.setattr(all_in_one.VolumeService, "start", broken_start)
+    port = _free_port()
+    assert _main_in_thread(["--demo", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert "volmgr-all: cannot start the volume manager:" in err
+    assert "the backend is on fire" in err and "Traceback" not in err
+    with socket.socket() as again:  # what it had started is released: the port is free
+        again.bind(("127.0.0.1", port))
+
+
+def test_a_state_directory_it_cannot_make_is_not_called_a_busy_port(state_home,
+                                                                   capsys) -> None:
+    blocker = state_home / "a-file"
+    blocker.write_text("")
+    assert all_in_one.main(["--port", "0", "--state-path", str(blocker / "state")]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot create the state directory {blocker / 'state'}" in err
+    assert "cannot listen" not in err and "Traceback" not in err
+
+
+def test_the_demo_narrates_alone_and_keeps_the_service_log_in_a_file(state_home,
+                                                                     capsys) -> None:
+    assert _main_in_thread(["--demo"], timeout=120) == 0
+    out, err = capsys.readouterr()
+    assert "demo complete" in out
+    assert " INFO " not in err and "answered 404" not in out + err
+    log_file = state_home / "xdg" / "volmgr" / "volmgr-all-demo.log"
+    assert f"(the service's log of this run: {log_file})" in out
+    assert "answered 404" in log_file.read_text()
