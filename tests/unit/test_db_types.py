@@ -111,3 +111,30 @@ def test_the_default_type_cannot_be_deleted(db: Database) -> None:
     default = db.volume_type_default()
     with pytest.raises(exception.InvalidVolumeType):
         db.volume_type_delete(default.id)
+
+
+def test_encrypted_types_are_known_for_volume_views(db: Database) -> None:
+    plain = db.volume_type_create("plain")
+    secret = db.volume_type_create("secret")
+    assert db.volume_types_encrypted([plain.id, secret.id, None]) == set()
+    db.encryption_create(secret.id, {"provider": "luks", "control_location": "front-end"})
+    assert db.volume_types_encrypted([plain.id, secret.id, None]) == {secret.id}
+    db.encryption_delete(secret.id)
+    assert db.volume_types_encrypted([secret.id]) == set()
+
+
+def test_an_in_use_volume_keeps_its_front_end_qos_across_a_retype(db: Database) -> None:
+    old = db.volume_type_create("old")
+    new = db.volume_type_create("new")
+    qos = db.qos_specs_create("q", consumer="front-end", specs={"total_iops_sec": "9"})
+    db.qos_specs_associate(qos.id, new.id)
+    volume = db.volume_create(project_id="p1", user_id="u1", size=1, volume_type="old",
+                              volume_type_id=old.id)
+    assert db.volume_transition(volume.id, ("creating",), {"status": "in-use"})
+    with pytest.raises(exception.InvalidVolume, match="QoS"):
+        db.volume_retype(volume.id, new.id, project_id="p1")
+    assert db.volume_transition(volume.id, ("in-use",), {"status": "available"})
+    retyped = db.volume_retype(volume.id, new.id, project_id="p1")
+    assert (retyped.volume_type, retyped.volume_type_id) == ("new", new.id)
+    with pytest.raises(exception.VolumeNotFound):
+        db.volume_retype(volume.id, old.id, project_id="p2")

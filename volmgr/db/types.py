@@ -227,6 +227,19 @@ class TypeQueries(DatabaseCore):
             return {row.id: row for row in rows}
         return self.run(work)
 
+    def volume_types_encrypted(self, ids: Iterable[str | None]) -> set[str]:
+        """Which of the type ids have an encryption record (a volume view's
+        ``encrypted``)."""
+        wanted = {type_id for type_id in ids if type_id}
+        if not wanted:
+            return set()
+
+        def work(session: Session) -> set[str]:
+            return set(session.execute(sa.select(models.Encryption.volume_type_id).where(
+                models.Encryption.volume_type_id.in_(sorted(wanted)),
+                models.Encryption.deleted == sa.false())).scalars())
+        return self.run(work)
+
     # -- Types ------------------------------------------------------------------------
 
     def volume_type_show(self, type_id: str, *, project_id: str,
