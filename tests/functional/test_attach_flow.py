@@ -11,6 +11,7 @@ database."""
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,8 @@ class AttachWalk(Walk):
     def __init__(self, tmp: Path, db_url: str, rabbit_url: str, target: Tgtd) -> None:
         super().__init__(tmp, db_url, rabbit_url, target)
         text = self.config.read_text()
-        self.config.write_text(text.replace(
-            "[volume]\n", "[volume]\nrecovery_age = 2\nrecovery_interval = 1\n"))
+        text = text.replace("[volume]\n", "[volume]\nrecovery_age = 2\nrecovery_interval = 1\n")
+        self.config.write_text(text.replace("[api]\n", "[api]\nrpc_call_timeout = 5\n"))
         self.target = target
 
     def client(self, version: str = "3.54", admin: bool = False) -> Any:
@@ -211,4 +212,40 @@ def test_a_manager_killed_mid_flow_leaves_storage_agreeing_with_the_database(
         cinder.attachments.delete(attachment.id)
     walk.wait("volume", first, "available")
     walk.wait("volume", second, "available")
+    assert walk.iqns() == set()
+
+
+def test_a_manager_killed_while_it_admits_a_connector_leaves_no_half_made_export(
+        walk: AttachWalk) -> None:
+    from cinderclient import exceptions as cinder_errors
+    cinder = walk.client()
+    volume_id = walk.new_volume()
+    attachment = cinder.attachments.create(volume_id, None, instance_id="server-1")
+    assert walk.volume is not None
+    walk.volume.close()
+    # A manager that stalls after making the target, before admitting the initiator.
+    walk.volume = Daemon(walk.config, walk.tmp, slow="initialize_connection=120").start()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        put = pool.submit(cinder.attachments.update, attachment["id"],
+                          connector(INI1, "compute-1"))
+        wait_for(lambda: "initialize_connection" in walk.volume.read_log(),  # type: ignore
+                 30, "the connect under way")
+        assert walk.iqns(), "half-made: the target exists, nobody is admitted yet"
+        walk.volume.kill9()
+        with pytest.raises(cinder_errors.ClientException) as refused:
+            put.result(timeout=60)
+    assert refused.value.code == 503, "the call answered nothing within the timeout"
+    assert cinder.attachments.show(attachment["id"]).status == "attaching"
+
+    walk.volume.close()
+    walk.volume = Daemon(walk.config, walk.tmp).start()
+    wait_for(lambda: cinder.attachments.show(attachment["id"]).status == "reserved", 60,
+             "recovery undid the connect")
+    assert walk.iqns() == set(), "the half-made target was removed"
+    assert walk.status(volume_id) == "reserved"
+    # The client simply connects again.
+    info = cinder.attachments.update(attachment["id"], connector(INI1, "compute-1"))
+    assert walk.sees(info.connection_info, INI1) == GiB
+    cinder.attachments.delete(attachment["id"])
+    walk.wait("volume", volume_id, "available")
     assert walk.iqns() == set()
