@@ -387,7 +387,7 @@ def node(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[all_in_one.
     conf_file = tmp_path / "all.conf"
     conf_file.write_text("[api]\nbind_port = 0\n[volume]\ntarget_helper = none\n")
     conf = all_in_one.build_conf(["--config-file", str(conf_file)])
-    running = all_in_one.AllInOne(conf)
+    running = all_in_one.AllInOne(conf, server.listen("127.0.0.1", 0))
     running.start()
     yield running
     running.stop()
