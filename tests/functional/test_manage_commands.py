@@ -56,7 +56,7 @@ def test_service_list_disable_and_enable_on_postgresql(db, conf_file, host):
     assert listed.returncode == 0, listed.stderr
     [row] = json.loads(listed.stdout)
     assert (row["host"], row["status"], row["state"], row["total_gb"], row["free_gb"]) == (
-        host, "up", "enabled", 20.0, 7.5)
+        host, "enabled", "up", 20.0, 7.5)
 
     disabled = manage(conf_file, "service", "disable", host, "--reason", "maintenance")
     assert disabled.returncode == 0, disabled.stderr

@@ -211,7 +211,7 @@ def test_operator_walkthrough_from_the_docs_works_and_stops_cleanly(
     services = json.loads(walk.manage("service", "list", "--format", "json"))
     ours = [s for s in services if s["host"] == walk.host]
     assert [(s["binary"], s["status"], s["state"]) for s in ours] == [
-        ("volmgr-volume", "up", "enabled")]
+        ("volmgr-volume", "enabled", "up")]
 
     # -- the README's cinder examples, in order ----------------------------------------
     volume_id = table_value(walk.cinder("create", "--name", "vol1", "1"), "id")

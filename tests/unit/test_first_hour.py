@@ -236,3 +236,119 @@ def test_the_demo_narrates_alone_and_keeps_the_service_log_in_a_file(state_home,
     log_file = state_home / "xdg" / "volmgr" / "volmgr-all-demo.log"
     assert f"(the service's log of this run: {log_file})" in out
     assert "answered 404" in log_file.read_text()
+
+
+# -- volmgr-manage on volmgr-all's state; service and volume views ---------------------
+
+import json  # noqa: E402
+from typing import Any  # noqa: E402
+
+from volmgr import states  # noqa: E402
+from volmgr.cmd import manage  # noqa: E402
+from volmgr.db import Database, engine, migration  # noqa: E402
+
+
+def _manage(capsys: Any, *args: str) -> tuple[int, str, str]:
+    code = manage.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def embedded_db(state_home, monkeypatch) -> Database:
+    """A database where volmgr-all keeps it, and no config file anywhere."""
+    monkeypatch.setenv("HOME", str(state_home / "home"))
+    directory = state_home / "xdg" / "volmgr"
+    directory.mkdir(parents=True)
+    db = Database(engine.create_engine(f"sqlite:///{directory}/volmgr.sqlite"))
+    migration.upgrade(db.engine)
+    yield db
+    db.dispose()
+
+
+def test_volmgr_manage_without_a_config_file_reads_volmgr_alls_state(embedded_db,
+                                                                     capsys) -> None:
+    volume = embedded_db.volume_create(project_id="demo", user_id="me", size=1,
+                                       display_name="vol1", status=states.AVAILABLE)
+    code, out, err = _manage(capsys, "volume", "list", "--format", "json")
+    assert code == 0, err
+    assert [row["id"] for row in json.loads(out)] == [volume.id]
+
+
+def test_volmgr_manage_state_path_flag_and_a_missing_database_says_where_it_looked(
+        state_home, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HOME", str(state_home / "home"))
+    code, out, err = _manage(capsys, "volume", "list")
+    expected = state_home / "xdg" / "volmgr" / "volmgr.sqlite"
+    assert code == 1 and out == ""
+    assert f"no volmgr database at {expected}" in err
+    assert "--config-file" in err and "--state-path" in err
+    assert "/var/lib/volmgr" not in err
+    assert not expected.exists()  # looking created nothing
+
+    elsewhere = state_home / "elsewhere"
+    code, out, err = _manage(capsys, "--state-path", str(elsewhere), "db", "sync")
+    assert code == 0 and (elsewhere / "volmgr.sqlite").exists()
+
+
+def test_service_list_speaks_cinders_words_and_a_stopped_service_is_down_at_once(
+        embedded_db, capsys) -> None:
+    from volmgr.volume.service import BINARY
+
+    embedded_db.service_heartbeat("node1", BINARY, "volmgr-volume", {})
+    _code, out, _ = _manage(capsys, "service", "list", "--format", "json")
+    [row] = json.loads(out)
+    assert (row["status"], row["state"]) == ("enabled", "up")
+
+    embedded_db.service_stopped("node1", BINARY)  # what VolumeService.stop() records
+    _, out, _ = _manage(capsys, "service", "list", "--format", "json")
+    [row] = json.loads(out)
+    assert (row["status"], row["state"]) == ("enabled", "down")
+
+
+def test_a_volume_service_that_stops_cleanly_records_it(conf, db) -> None:
+    from tests.unit.volume_fakes import FakeDriver
+    from volmgr import rpc
+    from volmgr.volume.notifications import VolumeNotifier
+    from volmgr.volume.service import BINARY, VolumeService
+
+    transport = rpc.get_transport(conf, url="fake://")
+    service = VolumeService(conf, db=db, driver=FakeDriver(), transport=transport,
+                            notifier=VolumeNotifier(None))
+    try:
+        service.start()
+        assert db.service_get(conf.host, BINARY).last_heartbeat is not None
+        service.stop(5)
+        assert db.service_get(conf.host, BINARY).last_heartbeat is None
+    finally:
+        transport.cleanup()
+
+
+def test_volume_show_takes_a_name_and_refuses_an_ambiguous_one(embedded_db,
+                                                               capsys) -> None:
+    volume = embedded_db.volume_create(project_id="demo", user_id="me", size=1,
+                                       display_name="vol1", status=states.AVAILABLE)
+    code, out, err = _manage(capsys, "volume", "show", "vol1", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["id"] == volume.id
+
+    twin = embedded_db.volume_create(project_id="other", user_id="u", size=1,
+                                     display_name="vol1", status=states.AVAILABLE)
+    code, out, err = _manage(capsys, "volume", "show", "vol1")
+    assert code == 1 and volume.id in err and twin.id in err and "give the id" in err
+
+    code, out, err = _manage(capsys, "volume", "show", "no-such-volume")
+    assert code == 1 and "No volume has the id or the name 'no-such-volume'" in err
+
+
+def test_volume_list_all_shows_a_deleted_row_as_deleted(embedded_db, capsys) -> None:
+    volume = embedded_db.volume_create(project_id="demo", user_id="me", size=1,
+                                       status=states.AVAILABLE)
+    embedded_db.volume_transition(volume.id, (states.AVAILABLE,),
+                                  {"status": states.DELETING})
+    embedded_db.volume_destroy(volume.id)
+    _code, out, _ = _manage(capsys, "volume", "list", "--all", "--format", "json")
+    [row] = json.loads(out)
+    assert (row["id"], row["status"], row["deleted"]) == (volume.id, "deleted", True)
+    _, out, _ = _manage(capsys, "volume", "list", "--all")
+    assert "deleting" not in out and "deleted" in out

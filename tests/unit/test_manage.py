@@ -59,7 +59,7 @@ def test_service_list_shows_up_enabled_and_capacity_from_the_heartbeat(db, run):
     assert code == 0
     [row] = json.loads(out)
     assert row["host"] == "node1" and row["binary"] == "volmgr-volume"
-    assert row["status"] == "up" and row["state"] == "enabled"
+    assert row["status"] == "enabled" and row["state"] == "up"
     assert row["total_gb"] == 100.0 and row["free_gb"] == 42.5
     assert row["last_heartbeat"]
 
@@ -77,7 +77,7 @@ def test_service_without_a_heartbeat_for_service_down_time_is_down(db, run):
     assert code == 0
     header, line = out.strip().splitlines()
     assert header.split()[:4] == ["host", "binary", "status", "state"]
-    assert line.split()[:4] == ["node2", "volmgr-volume", "down", "enabled"]
+    assert line.split()[:4] == ["node2", "volmgr-volume", "enabled", "down"]
 
 
 def test_service_disable_with_reason_then_enable(db, run):
@@ -154,7 +154,7 @@ def test_volume_show_includes_status_reason_and_attachments_but_no_secrets(db, r
 def test_volume_show_of_an_unknown_volume_exits_1(run):
     code, out, err = run("volume", "show", "0000")
     assert code == 1 and out == ""
-    assert "Volume 0000 could not be found" in err
+    assert "No volume has the id or the name '0000'" in err
 
 
 # -- reset-state --------------------------------------------------------------------

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from oslo_config import cfg
+from sqlalchemy.engine import url as sa_url
 
 from volmgr import config, exception, states
+from volmgr.cmd import state
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
 from volmgr.manage import reconcile, services, volumes
@@ -92,6 +95,8 @@ _BINARY = _arg("--binary", default="volmgr-volume", help="Service binary (defaul
 # [DEFAULT] host, hence the explicit dests.
 _HOST = _arg("service_host", metavar="host",
              help="Host name as the service registered it ([DEFAULT] host).")
+_VOLUME = _arg("volume_id", metavar="volume",
+               help="The volume's id, or its name when no other volume has that name.")
 
 COMMANDS: dict[str, dict[str, Action]] = {
     "db": {
@@ -102,7 +107,8 @@ COMMANDS: dict[str, dict[str, Action]] = {
     },
     "service": {
         "list": Action(services.service_list,
-                       "Services with up/down, enabled/disabled, heartbeat and capacity.",
+                       "Services: status (enabled/disabled: taking new volumes or not), "
+                       "state (up/down: heartbeating or not), capacity.",
                        (_arg("--binary", help="Only services of this binary."),)),
         "disable": Action(services.service_disable,
                           "Stop scheduling new volumes to HOST.",
@@ -117,10 +123,10 @@ COMMANDS: dict[str, dict[str, Action]] = {
             _arg("--status", help="Only volumes in this status."))),
         "show": Action(volumes.volume_show,
                        "One volume with its status_reason and attachments.",
-                       (_arg("volume_id"),)),
+                       (_VOLUME,)),
         "reset-state": Action(volumes.volume_reset_state,
                               "Set a volume's status by hand (storage is not touched).", (
-            _arg("volume_id"),
+            _VOLUME,
             _arg("--state", required=True, metavar="STATE",
                  help="One of: " + ", ".join(states.VOLUME_STATUSES)),
             _arg("--reason", help="status_reason to record."))),
@@ -169,19 +175,44 @@ def _add_parsers(subparsers: Any) -> None:
             _add_args(action_parsers.add_parser(name, help=action.help), action)
 
 
+def _embedded_fallback(conf: cfg.ConfigOpts) -> bool:
+    """Without a config file or ``--state-path``, the only volmgr on this machine that
+    can have written a database is volmgr-all: use its state directory."""
+    if conf.config_file or state.state_path_given(conf):
+        return False
+    conf.set_default("state_path", state.embedded_state_path())
+    return True
+
+
+def _require_database(conf: cfg.ConfigOpts, fallback: bool) -> None:
+    """Commands other than db need a migrated database: say where it was looked for
+    instead of a traceback, and never create an empty SQLite file as a side effect."""
+    url = sa_url.make_url(conf.database.connection)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not os.path.exists(url.database):
+        where = ("no config file was found, so volmgr-manage looked in volmgr-all's "
+                 "state directory" if fallback else "from the configuration")
+        raise exception.DBError(reason=(
+            f"no volmgr database at {url.database} ({where}). Point volmgr-manage at "
+            "yours with --config-file FILE ([database] connection) or --state-path DIR "
+            "(the state_path of volmgr-all or volmgr-volume); 'volmgr-manage db sync' "
+            "would create an empty one there"))
+    migration.require_database(conf.database.connection)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     conf = config.new_conf()
+    state.register_state_path_flag(conf)
     conf.register_cli_opt(cfg.SubCommandOpt(
         "command", title="Commands", handler=_add_parsers,
         help="db sync|check|downgrade|version; service list|disable|enable; "
         "volume list|show|reset-state|force-delete; reconcile [--fix]"))
     config.parse_args(sys.argv[1:] if argv is None else argv, conf)
+    fallback = _embedded_fallback(conf)
     handler = COMMANDS[conf.command.name][conf.command.action].handler
     try:
         if conf.command.name != "db":
-            # Commands other than db need a migrated database: say so instead of a
-            # traceback, and never create an empty SQLite file as a side effect.
-            migration.require_database(conf.database.connection)
+            _require_database(conf, fallback)
         return handler(conf)
     except exception.VolmgrError as error:
         print(f"error: {error}", file=sys.stderr)

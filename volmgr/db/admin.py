@@ -29,8 +29,10 @@ class AdminQueries(DatabaseCore):
     """Operator-only reads and overrides."""
 
     def volume_list_admin(self, *, include_deleted: bool = False, host: str | None = None,
-                          status: str | None = None) -> list[models.Volume]:
-        """Volumes of every project, oldest first; soft-deleted rows too when asked."""
+                          status: str | None = None,
+                          name: str | None = None) -> list[models.Volume]:
+        """Volumes of every project, oldest first; soft-deleted rows too when asked;
+        only those named ``name`` (display name) when given."""
         def work(session: Session) -> list[models.Volume]:
             query = sa.select(models.Volume)
             if not include_deleted:
@@ -39,6 +41,8 @@ class AdminQueries(DatabaseCore):
                 query = query.where(models.Volume.host == host)
             if status is not None:
                 query = query.where(models.Volume.status == status)
+            if name is not None:
+                query = query.where(models.Volume.display_name == name)
             query = query.order_by(models.Volume.created_at, models.Volume.id)
             return list(session.execute(query).scalars())
         return self.run(work)

@@ -55,6 +55,15 @@ class ServiceQueries(DatabaseCore):
         except sa_exc.IntegrityError:
             self.run(update)  # another process of the same host registered first
 
+    def service_stopped(self, host: str, binary: str) -> None:
+        """Record a clean stop: the service is down from now on, not after
+        ``service_down_time`` without a heartbeat (its next heartbeat says up again)."""
+        def work(session: Session) -> None:
+            session.execute(sa.update(_services).where(
+                _services.c.host == host, _services.c.binary == binary).values(
+                last_heartbeat=None, updated_at=models.utcnow()))
+        self.run(work)
+
     def service_list(self, binary: str | None = None) -> list[models.Service]:
         def work(session: Session) -> list[models.Service]:
             query = sa.select(models.Service).order_by(models.Service.host,

@@ -20,8 +20,9 @@ def service_row(service: models.Service, down_time: int) -> dict[str, Any]:
     return {
         "host": service.host,
         "binary": service.binary,
-        "status": "up" if is_up(service, down_time) else "down",
-        "state": "disabled" if service.disabled else "enabled",
+        # Cinder's words: status is the operator's switch, state the heartbeat's verdict.
+        "status": "disabled" if service.disabled else "enabled",
+        "state": "up" if is_up(service, down_time) else "down",
         "last_heartbeat": service.last_heartbeat,
         "total_gb": capabilities.get("total_capacity_gb"),
         "free_gb": capabilities.get("free_capacity_gb"),

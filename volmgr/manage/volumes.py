@@ -33,7 +33,9 @@ CAST_RETRY = 2
 def volume_row(volume: models.Volume) -> dict[str, Any]:
     return {
         "id": volume.id,
-        "status": volume.status,
+        # A soft-deleted row keeps the status it was deleted from ("deleting"): say
+        # what it is now.
+        "status": "deleted" if volume.deleted else volume.status,
         "size": volume.size,
         "host": volume.host,
         "project_id": volume.project_id,
@@ -92,10 +94,27 @@ def volume_record(volume: models.Volume) -> dict[str, Any]:
     }
 
 
+def find_volume(db: Database, reference: str) -> models.Volume:
+    """The live volume whose id, or else whose name, is ``reference``; a name that
+    several volumes share is refused with their ids."""
+    try:
+        return db.volume_get(reference)
+    except exception.VolumeNotFound:
+        named = db.volume_list_admin(name=reference)
+        if len(named) == 1:
+            return db.volume_get(named[0].id)
+        if named:
+            raise exception.InvalidInput(
+                reason=f"{len(named)} volumes are named {reference!r} "
+                f"({', '.join(v.id for v in named)}); give the id") from None
+        raise exception.NotFound(f"No volume has the id or the name {reference!r}.") \
+            from None
+
+
 def volume_show(conf: cfg.ConfigOpts) -> int:
     db = Database.from_conf(conf)
     try:
-        volume = db.volume_get(conf.command.volume_id)
+        volume = find_volume(db, conf.command.volume_id)
     finally:
         db.dispose()
     output_record(conf, volume_record(volume))
@@ -112,7 +131,7 @@ def volume_reset_state(conf: cfg.ConfigOpts) -> int:
             f"{', '.join(states.VOLUME_STATUSES)}")
     db = Database.from_conf(conf)
     try:
-        volume = db.volume_get(conf.command.volume_id)
+        volume = find_volume(db, conf.command.volume_id)
         reason = conf.command.reason or f"state reset by operator (was {volume.status})"
         if not db.volume_reset_state(volume.id, volume.status, state, reason):
             raise exception.VolumeStatusConflict(

@@ -96,6 +96,12 @@ class VolumeService:
             self._server.wait()
         for thread in self._threads:
             thread.join(timeout=5)
+        try:
+            # Down at once for service lists and the scheduler, not after
+            # service_down_time; the heartbeat loop has stopped, so nothing undoes it.
+            self.db.service_stopped(self.host, BINARY)
+        except Exception as error:
+            LOG.warning("Could not record the stop in the services table: %s", error)
         for release in reversed(self._owned):
             try:
                 release()
