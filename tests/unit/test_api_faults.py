@@ -176,7 +176,10 @@ def test_no_valid_host_leaves_a_visible_error_volume_with_a_reason_and_its_quota
     assert answer.status_int == 202
     volume = answer.json["volume"]
     assert volume["status"] == "error"
-    assert "No valid host" in volume["status_reason"]
+    # The v3 face tells why through a user message (3.3), as the reference service does.
+    messages = h.call(app, "GET", "/v3/p1/messages",
+                      headers={"OpenStack-API-Version": "volume 3.3"}).json["messages"]
+    assert [m["resource_uuid"] for m in messages] == [volume["id"]]
     assert rpcapi.casts == []
     assert db.quota_usage("p1") == {"volumes": 0, "gigabytes": 0}
 

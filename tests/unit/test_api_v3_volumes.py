@@ -381,3 +381,39 @@ def test_a_header_slot_left_empty_by_a_middleware_is_no_server_error(app: Any) -
     request.headers["X-Auth-Token"] = h.TOKEN
     request.environ["HTTP_X_SERVICE_CATALOG"] = None
     assert request.get_response(app).status_int == 200
+
+
+def test_readonly_flag_shows_in_the_metadata_view(app: Any, db: Database) -> None:
+    volume_id = available(app, db, metadata={"k": "v"})
+    action(app, volume_id, {"os-update_readonly_flag": {"readonly": False}})
+    shown = h.call(app, "GET", f"/v3/p1/volumes/{volume_id}").json["volume"]
+    assert shown["metadata"] == {"k": "v", "readonly": "False"}
+    assert h.call(app, "GET", f"/v3/p1/volumes/{volume_id}/metadata").json == {
+        "metadata": {"k": "v"}}
+
+
+def test_an_error_volume_view_has_only_reference_fields(app: Any, db: Database) -> None:
+    volume_id = create(app)["id"]
+    db.volume_transition(volume_id, (states.CREATING,),
+                         {"status": states.ERROR, "status_reason": "Create failed (x)"})
+    shown = h.call(app, "GET", f"/v3/p1/volumes/{volume_id}").json["volume"]
+    assert shown["status"] == "error" and "status_reason" not in shown
+
+
+def test_snapshot_force_delete_and_reported_progress(app: Any, db: Database,
+                                                     rpcapi: h.RecordingRPC) -> None:
+    snapshot_id = snapshot(app, db, available(app, db))
+    admin = {"token": ADMIN_TOKEN, "headers": ADMIN}
+    base = f"/v3/adm/snapshots/{snapshot_id}/action"
+    h.call(app, "POST", base, {"os-reset_status": {"status": "creating"}}, **admin)
+    reported = h.call(app, "POST", f"/v3/p1/snapshots/{snapshot_id}/action",
+                      {"os-update_snapshot_status": {"status": "error", "progress": "80%"}})
+    assert reported.status_int == 202
+    shown = h.call(app, "GET", f"/v3/p1/snapshots/{snapshot_id}").json["snapshot"]
+    assert (shown["status"], shown["os-extended-snapshot-attributes:progress"]) == (
+        "error", "80%")
+    assert h.call(app, "POST", f"/v3/p1/snapshots/{snapshot_id}/action",
+                  {"os-force_delete": {}}).status_int == 403
+    assert h.call(app, "POST", base, {"os-force_delete": {}}, **admin).status_int == 202
+    assert db.snapshot_get(snapshot_id).status == states.SNAP_DELETING
+    assert rpcapi.methods()[-1] == "delete_snapshot"

@@ -124,6 +124,18 @@ class VolumeEdits:
                                  change: MetadataChange) -> dict[str, Any]:
         return self.db.snapshot_change_metadata(snapshot_id, change, project_id=scope(ctx))
 
+    def force_delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
+        """The admin's delete of a snapshot from any status."""
+        snapshot = self.db.snapshot_reset_status(
+            snapshot_id, states.SNAP_DELETING,
+            reason=f"force-deleted by an administrator ({ctx.request_id})")
+        host = snapshot.host
+        if host is None:  # pragma: no cover - snapshots have their volume's host
+            self.db.snapshot_destroy(snapshot_id)
+            return
+        cast_after_write(ctx, "delete_snapshot", snapshot_id, functools.partial(
+            self.rpcapi.delete_snapshot, ctx, host, snapshot_id))
+
     def reset_snapshot_status(self, ctx: RequestContext, snapshot_id: str,
                               status: str) -> models.Snapshot:
         LOG.info("%s: %s resets snapshot %s to status=%s", ctx.request_id, ctx.user_id,

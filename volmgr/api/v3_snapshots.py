@@ -165,17 +165,26 @@ class SnapshotController:
             raise exception.SnapshotStatusConflict(
                 snapshot_id=snapshot_id, status=snapshot.status,
                 expected=f"a transition to {', '.join(allowed) or 'nothing'}")
-        if not self.db.snapshot_transition(snapshot_id, (snapshot.status,),
-                                           {"status": status}):
+        values: dict[str, Any] = {"status": status}
+        if "progress" in args:
+            values["progress"] = v.text(args["progress"], "progress", 255)
+        if not self.db.snapshot_transition(snapshot_id, (snapshot.status,), values):
             raise exception.SnapshotStatusConflict(snapshot_id=snapshot_id,
                                                    status="changed meanwhile",
                                                    expected=snapshot.status)
         return ApiResponse(202)
 
 
+    def force_delete(self, req: ApiRequest, snapshot_id: str, args: Any) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:snapshot_admin_actions:force_delete")
+        self.edits.force_delete_snapshot(req.ctx, snapshot_id)
+        return ApiResponse(202)
+
+
 def add_routes(router: Router, deps: V3Deps) -> None:
     c = SnapshotController(deps.conf, deps.db, deps.ops)
     deps.snapshot_actions.add("os-reset_status", c.reset_status)
+    deps.snapshot_actions.add("os-force_delete", c.force_delete)
     deps.snapshot_actions.add("os-update_snapshot_status", c.update_status)
     for prefix in PREFIXES:
         snapshots = prefix + "/snapshots"

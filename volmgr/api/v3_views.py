@@ -44,7 +44,7 @@ def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
         "updated_at": timestamp(volume.updated_at),
         "description": volume.display_description, "volume_type": volume.volume_type,
         "snapshot_id": volume.snapshot_id, "source_volid": volume.source_volid,
-        "metadata": dict(volume.metadata_ or {}),
+        "metadata": _volume_metadata(volume),
         "links": links(req, "volumes", volume.id, volume.project_id),
         "user_id": volume.user_id, "bootable": "true" if volume.bootable else "false",
         "encrypted": False, "replication_status": None, "consistencygroup_id": None,
@@ -68,8 +68,6 @@ def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
         view["volume_type_id"] = volume.volume_type_id
     if req.at_least("3.65"):
         view["consumes_quota"] = True
-    if volume.status_reason and volume.status.startswith("error"):
-        view["status_reason"] = volume.status_reason
     if extended:
         view["os-vol-tenant-attr:tenant_id"] = volume.project_id
         if admin:
@@ -79,6 +77,16 @@ def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
         if volume.image_metadata:
             view["volume_image_metadata"] = dict(volume.image_metadata)
     return view
+
+
+def _volume_metadata(volume: models.Volume) -> dict[str, Any]:
+    """The owner's metadata, plus the service-owned ``readonly`` flag once it was set
+    (shown there, read-only, as the reference service does)."""
+    metadata = dict(volume.metadata_ or {})
+    readonly = (volume.admin_metadata or {}).get("readonly")
+    if readonly is not None:
+        metadata["readonly"] = readonly
+    return metadata
 
 
 def volume_summary_view(req: ApiRequest, volume: models.Volume) -> dict[str, Any]:
@@ -106,6 +114,6 @@ def snapshot_view(req: ApiRequest, snapshot: models.Snapshot, *,
         view["consumes_quota"] = True
     if extended:
         view["os-extended-snapshot-attributes:project_id"] = snapshot.project_id
-        view["os-extended-snapshot-attributes:progress"] = (
+        view["os-extended-snapshot-attributes:progress"] = snapshot.progress or (
             "100%" if snapshot.status == states.SNAP_AVAILABLE else "0%")
     return view

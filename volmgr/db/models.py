@@ -160,6 +160,8 @@ class Snapshot(StatusMixin, TimestampMixin, SoftDeleteMixin, Base):
     size: Mapped[int] = mapped_column(sa.Integer)
     host: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     metadata_: Mapped[JSONDict] = mapped_column("metadata", sa.JSON, default=dict)
+    progress: Mapped[str | None] = mapped_column(sa.String(255))
+    """What a compute host last reported while it made the snapshot (migration 0004)."""
 
 
 class Service(TimestampMixin, Base):

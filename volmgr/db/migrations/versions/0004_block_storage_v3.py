@@ -158,6 +158,9 @@ def upgrade() -> None:
     with op.batch_alter_table('volume_type_projects', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_volume_type_projects_volume_type_id'), ['volume_type_id'], unique=False)
 
+    with op.batch_alter_table('snapshots', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('progress', sa.String(length=255), nullable=True))
+
     with op.batch_alter_table('volume_attachments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('attach_mode', sa.String(length=2), server_default='rw', nullable=False))
         batch_op.add_column(sa.Column('flow', sa.String(length=16), server_default='compute', nullable=False))
@@ -186,6 +189,9 @@ def downgrade() -> None:
     with op.batch_alter_table('volume_attachments', schema=None) as batch_op:
         batch_op.drop_column('flow')
         batch_op.drop_column('attach_mode')
+
+    with op.batch_alter_table('snapshots', schema=None) as batch_op:
+        batch_op.drop_column('progress')
 
     with op.batch_alter_table('volume_type_projects', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_volume_type_projects_volume_type_id'))
