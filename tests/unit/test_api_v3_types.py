@@ -274,6 +274,9 @@ def test_list_sorts_pages_and_filters_by_extra_specs(app: Any) -> None:
     assert [t["name"] for t in named.json["volume_types"]] == ["a"]
     fault(admin(app, "GET", f"/v3/adm/types?marker={UUID_MISSING}"), 404)
     fault(admin(app, "GET", "/v3/adm/types?extra_specs=[1"), 400)
+    fault(admin(app, "GET", "/v3/adm/types?extra_specs=" + "[" * 5000), 400)
+    assert len(admin(app, "GET", "/v3/adm/types?created_at=bad").json["volume_types"]) \
+        == 4, "timestamps sort but do not filter"
     fault(admin(app, "GET", "/v3/adm/types?limit=-1"), 400)
 
 

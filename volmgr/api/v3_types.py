@@ -41,6 +41,8 @@ _FALSE = {"false", "0", "off", "no", "n", "f"}
 TYPE_COLUMNS = {"id": "id", "name": "name", "description": "description",
                 "created_at": "created_at", "updated_at": "updated_at",
                 "is_public": "is_public", "qos_specs_id": "qos_specs_id"}
+#: Columns an admin may filter types on (timestamps only sort).
+TYPE_FILTERS = frozenset({"id", "name", "description", "qos_specs_id"})
 QOS_COLUMNS = {"id": "id", "name": "name", "consumer": "consumer",
                "created_at": "created_at", "updated_at": "updated_at"}
 ENCRYPTION_FIELDS = ("provider", "cipher", "key_size", "control_location")
@@ -182,7 +184,7 @@ class TypesController:
             member_filters=frozenset({"is_public", "extra_specs"}),
             ignore=frozenset(ignore))
         filters = {column: value for column, value in listing.filters.items()
-                   if column != "is_public"}
+                   if column in TYPE_FILTERS}
         types = self.db.volume_type_list(
             project_id=req.ctx.project_id, is_admin=req.ctx.is_admin,
             is_public=is_public, filters=filters, extra_specs=extra_specs,
@@ -368,6 +370,8 @@ def _extra_specs_filter(text: str | None) -> dict[str, str]:
         return {}
     try:
         value = json.loads(text)
+    except RecursionError:
+        value = None
     except ValueError:
         try:
             value = ast.literal_eval(text)
