@@ -339,7 +339,7 @@ def add_routes(router: Router, deps: V3Deps) -> None:
     actions.add("os-show_image_metadata", c.show_image_metadata)
     actions.add("os-reset_status", c.reset_status)
     actions.add("os-force_delete", c.force_delete)
-    for name in ("os-migrate_volume", "os-migrate_volume_completion", "os-retype",
+    for name in ("os-migrate_volume", "os-migrate_volume_completion",
                  "os-volume_upload_image", "os-reimage", "revert"):
         actions.add(name, c.unsupported(name))
     for prefix in PREFIXES:
