@@ -352,3 +352,30 @@ def test_volume_list_all_shows_a_deleted_row_as_deleted(embedded_db, capsys) -> 
     assert (row["id"], row["status"], row["deleted"]) == (volume.id, "deleted", True)
     _, out, _ = _manage(capsys, "volume", "list", "--all")
     assert "deleting" not in out and "deleted" in out
+
+
+# -- both faces: why a volume failed; a token for another project ----------------------
+
+from tests.unit import api_helpers as h  # noqa: E402
+
+
+def test_the_compute_face_shows_why_a_volume_failed(app: Any, db: Database) -> None:
+    created = h.call(app, "POST", "/v1.1/p1/os-volumes", {"volume": {"size": 1}})
+    volume_id = created.json["volume"]["id"]
+    healthy = h.call(app, "GET", f"/v1.1/p1/os-volumes/{volume_id}").json["volume"]
+    assert "statusReason" not in healthy
+    db.volume_transition(volume_id, (states.CREATING,), {
+        "status": states.ERROR, "status_reason": "the backend refused (reference r-1)"})
+    shown = h.call(app, "GET", f"/v1.1/p1/os-volumes/{volume_id}").json["volume"]
+    assert shown["statusReason"] == "the backend refused (reference r-1)"
+    listed = h.call(app, "GET", "/v1.1/p1/os-volumes/detail").json["volumes"]
+    assert [v["statusReason"] for v in listed] == ["the backend refused (reference r-1)"]
+    xml = h.call(app, "GET", f"/v1.1/p1/os-volumes/{volume_id}.xml")
+    assert 'statusReason="the backend refused (reference r-1)"' in xml.text
+
+
+def test_a_token_for_another_project_says_which_project_it_is_for(app: Any) -> None:
+    # openstacksdk with auth_type "none" sends the token "notused".
+    answer = h.call(app, "GET", "/v3/demo/volumes", token="notused")
+    assert answer.status_int == 404
+    assert "scoped to project notused" in answer.json["itemNotFound"]["message"]

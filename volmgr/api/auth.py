@@ -81,5 +81,7 @@ def check_project(ctx: RequestContext, url_project: str | None) -> None:
     a 404, like any other project's resource."""
     if url_project is None or url_project == ctx.project_id or ctx.is_admin:
         return
+    # Name the token's project: under noauth a token without ':' (as clients send with
+    # no authentication, e.g. openstacksdk's "notused") is user and project alike.
     raise exception.NotFound(f"Project {url_project} could not be found; the token is "
-                             f"scoped to another project.")
+                             f"scoped to project {ctx.project_id}.")

@@ -44,7 +44,7 @@ def attachment_view(attachment: models.VolumeAttachment) -> dict[str, Any]:
 
 
 def volume_view(volume: models.Volume) -> dict[str, Any]:
-    return {
+    view = {
         "id": volume.id, "status": volume.status, "size": volume.size,
         "availabilityZone": volume.availability_zone,
         "createdAt": timestamp(volume.created_at),
@@ -54,6 +54,10 @@ def volume_view(volume: models.Volume) -> dict[str, Any]:
         "metadata": dict(volume.metadata_ or {}),
         "attachments": [attachment_view(a) for a in volume.attachments],
     }
+    # volmgr's own field, as on the v3 face: why a volume in an error* status failed.
+    if volume.status_reason and volume.status.startswith("error"):
+        view["statusReason"] = volume.status_reason
+    return view
 
 
 class SeedController:

@@ -24,7 +24,7 @@ _FAULT_NAMES = {name for _cls, _code, name in faults.FAULT_TABLE} | {
     faults.REQUEST_TOO_LARGE[1], faults.HEADERS_TOO_LARGE[1], faults.NOT_IMPLEMENTED[1]}
 
 _VOLUME_ATTRS = ("id", "status", "size", "availabilityZone", "createdAt", "displayName",
-                 "displayDescription", "volumeType", "snapshotId")
+                 "displayDescription", "volumeType", "snapshotId", "statusReason")
 _ATTACHMENT_ATTRS = ("id", "volumeId", "serverId", "device")
 
 
