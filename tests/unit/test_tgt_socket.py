@@ -27,13 +27,22 @@ TGTADM_ACCOUNT_BIND = (
     + b"user=u1\x00")
 
 
+# What tgt 1.0.85's tgtd answers to `tgtadm --op show --mode sys` (abridged).
+SYSTEM_REPORT = (b"System:\n    State: ready\n    debug: off\nLLDs:\n    iscsi: ready\n"
+                 b"    iser: error\nBacking stores:\n    rdwr (bsoflags sync:direct)\n\x00")
+
+
 class FakeTgtd:
-    """Accepts connections on a unix socket, records each request, answers as told."""
+    """Accepts connections on a unix socket, records each request, answers as told.
+    System report requests (the client's layout probe) are answered from
+    ``system_report`` and recorded in ``probes``, apart from the rest."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.requests: list[bytes] = []
         self.answers: list[bytes] = []
+        self.probes: list[bytes] = []
+        self.system_report = struct.pack("<II", 0, 8 + len(SYSTEM_REPORT)) + SYSTEM_REPORT
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
         self.server.listen(8)
@@ -53,7 +62,12 @@ class FakeTgtd:
             with conn:
                 header = _read(conn, 120)
                 length = struct.unpack_from("<I", header, 72)[0]
-                self.requests.append(header + _read(conn, length - 120))
+                request = header + _read(conn, length - 120)
+                if struct.unpack_from("<II", header) == (Mode.SYSTEM, Op.SHOW):
+                    self.probes.append(request)
+                    conn.sendall(self.system_report)
+                    continue
+                self.requests.append(request)
                 conn.sendall(self.answers.pop(0) if self.answers
                              else struct.pack("<II", 0, 8))
 
@@ -157,3 +171,69 @@ def test_errors_survive_the_rpc_round_trip() -> None:
     error = TgtdRequestError(request="account new", code=14, reason="exists")
     again = pickle.loads(pickle.dumps(error))
     assert again == error and again.code == 14
+
+
+# -- the layout probe: a tgtd of another release is never sent a secret ---------------
+
+# `tgtadm --lld iscsi --op show --mode sys`, as tgtadm 1.0.85 writes it (strace -e write):
+# the bare 120-byte header, no parameters.
+TGTADM_SHOW_SYSTEM = (
+    b"\x00\x00\x00\x00" b"\x02\x00\x00\x00" + b"iscsi".ljust(64, b"\x00")
+    + b"\x78\x00\x00\x00" b"\xff\xff\xff\xff" + b"\x00" * 8 + b"\xff" * 8 + b"\x00" * 24)
+
+
+def test_the_first_secret_is_sent_only_after_tgtd_answered_the_probe_once(
+        client, tgtd) -> None:
+    client.new_account("u1", "p1secret")
+    client.new_account("u1", "p1secret")
+    assert tgtd.probes == [TGTADM_SHOW_SYSTEM]  # once per client, before the first
+    assert tgtd.requests == [TGTADM_ACCOUNT_NEW, TGTADM_ACCOUNT_NEW]
+
+
+@pytest.mark.parametrize("answer", [
+    struct.pack("<II", Err.INVALID_REQUEST, 8),          # refused the request
+    struct.pack("<II", 0, 8 + 6) + b"Hello\x00",          # answered something else
+    b"\x00\x00",                                          # cut short
+], ids=["refused", "other-report", "cut-short"])
+def test_a_tgtd_that_answers_the_probe_otherwise_gets_no_secret_and_one_warning(
+        client, tgtd, answer, caplog) -> None:
+    tgtd.system_report = answer
+    for _ in range(2):
+        with pytest.raises(TgtdRequestError) as caught:
+            client.new_account("u1", "p1secret")
+        assert caught.value.denied  # the target helper falls back to tgtadm
+        assert "tgt 1.0.85" in str(caught.value) and "p1secret" not in str(caught.value)
+    assert tgtd.requests == []  # the secret never went to that tgtd
+    assert len(tgtd.probes) == 1
+    warnings = [r for r in caught_records(caplog) if "tgtadm instead" in r]
+    assert len(warnings) == 1
+
+
+def caught_records(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.name == "volmgr.volume.targets.tgt_socket"]
+
+
+def test_a_tgtd_that_is_not_running_is_not_judged_by_the_probe(tmp_path) -> None:
+    client = TgtdSocket(4242, path=str(tmp_path / "nothing-here"), timeout=1)
+    with pytest.raises(TgtdRequestError, match="tgtd is not running") as caught:
+        client.new_account("u1", "p1secret")
+    assert not caught.value.denied
+    assert client.layout_problem() == ""
+
+
+def test_the_target_helper_creates_the_account_with_tgtadm_when_the_probe_fails(
+        conf, tgtd) -> None:
+    from tests.unit.scripted import ScriptedExecutor
+    from volmgr.volume.targets import base
+    from volmgr.volume.targets.tgt import TgtAdm
+
+    scripted = ScriptedExecutor()
+    helper = TgtAdm(conf, scripted)
+    helper.tgtd = TgtdSocket(4242, path=tgtd.path, timeout=5)
+    tgtd.system_report = struct.pack("<II", Err.INVALID_REQUEST, 8)
+    scripted.expect(None).expect(None)  # tgtadm: delete a leftover account, then new
+    helper._create_account(base.Chap("u1", "p1secretp1secret"))
+    scripted.assert_done()
+    assert tgtd.requests == []
+    assert "--password" in scripted.argvs[1] and "u1" in scripted.argvs[1]

@@ -9,15 +9,25 @@ The wire format is that of tgt 1.0.85 (Debian 12), read from tgtadm with ``strac
 120-byte ``struct tgtadm_req`` (native x86-64 layout, little-endian) followed by a
 NUL-terminated ``key=value,...`` string, answered by an 8-byte ``struct tgtadm_rsp``
 (error code, total length) and ``length - 8`` bytes of text.
+
+Other tgt versions may lay the request out differently, and tgtd reports no version. So
+before the first request that carries a secret, the client sends a harmless one (``show
+--mode system``, what ``tgtadm --op show --mode sys`` sends) and checks that the answer
+is tgtd's system report for this driver. A tgtd that answers otherwise is not spoken to
+again: the request fails as ``denied`` (the caller then uses ``tgtadm``) and one
+warning says why.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import socket
 import struct
 
 from volmgr import exception
+
+LOG = logging.getLogger(__name__)
 
 SOCKET_DIR = "/var/run/tgtd"
 LLD_NAME_LEN = 64
@@ -30,6 +40,10 @@ _NO_TID = -1
 _MAX_RESPONSE = 16 * 1024 * 1024
 # Parameters are joined with "," and split at "="; tgtd has no escaping.
 _FORBIDDEN = (",", "=", "\x00")
+#: The tgt release whose request layout this client speaks.
+LAYOUT_VERSION = "1.0.85"
+#: Seconds the layout probe waits for tgtd's answer.
+PROBE_TIMEOUT = 5.0
 
 
 class Mode(enum.IntEnum):
@@ -107,7 +121,8 @@ _WORDS = {
 
 class TgtdRequestError(exception.TargetError):
     """tgtd refused a management request (``code`` is its answer), or could not be
-    reached at all (``code`` is None; ``denied`` when the socket refused this user)."""
+    reached at all (``code`` is None; ``denied`` when this process cannot use the socket:
+    it refused this user, or the tgtd behind it does not speak this request layout)."""
 
     message = "tgtd %(request)s failed: %(reason)s"
 
@@ -136,13 +151,46 @@ class TgtdSocket:
         self.path = path or socket_path(control_port)
         self.lld = lld
         self.timeout = timeout
+        #: None until the layout probe got an answer; then "" (this tgtd speaks tgt
+        #: 1.0.85's layout) or why it does not.
+        self._layout_problem: str | None = None
 
     # -- the requests volmgr needs --------------------------------------------------
 
     def new_account(self, username: str, password: str) -> None:
-        """``tgtadm --mode account --op new --user U --password P``, off argv."""
+        """``tgtadm --mode account --op new --user U --password P``, off argv. Refused
+        as ``denied`` when the tgtd behind the socket does not speak this layout."""
+        problem = self.layout_problem()
+        if problem:
+            raise TgtdRequestError(request="account new", denied=True, reason=problem)
         self.request(Mode.ACCOUNT, Op.NEW, {"user": username, "password": password},
                      what="account new")
+
+    def layout_problem(self) -> str:
+        """Why this tgtd does not speak tgt 1.0.85's request layout ("" when it does),
+        from a harmless system report request sent once. A tgtd that is not running or
+        not ours to use is not judged: the next request reports that itself."""
+        if self._layout_problem is not None:
+            return self._layout_problem
+        probe = TgtdSocket(lld=self.lld, timeout=min(self.timeout, PROBE_TIMEOUT),
+                           path=self.path)
+        try:
+            text = probe.request(Mode.SYSTEM, Op.SHOW, {}, what="show system")
+        except TgtdRequestError as error:
+            if error.code is None and (error.denied or "is not running" in str(error)):
+                return ""
+            answer = str(error)
+        else:
+            if text.startswith("System:") and f"\n    {self.lld}: " in text:
+                self._layout_problem = ""
+                return ""
+            answer = f"an unexpected report ({len(text)} bytes)"
+        self._layout_problem = (
+            f"tgtd at {self.path} does not answer a system report request laid out as tgt "
+            f"{LAYOUT_VERSION} lays it out, as that release would ({answer})")
+        LOG.warning("%s; volmgr will not send it requests that carry secrets and creates "
+                    "CHAP accounts with tgtadm instead", self._layout_problem)
+        return self._layout_problem
 
     def delete_account(self, username: str) -> None:
         self.request(Mode.ACCOUNT, Op.DELETE, {"user": username}, what="account delete")
@@ -156,7 +204,8 @@ class TgtdSocket:
     def request(self, mode: Mode, op: Op, params: dict[str, str], *, tid: int = _NO_TID,
                 lun: int = _NO_LUN, what: str = "request") -> str:
         """Send one request; return tgtd's text answer or raise TgtdRequestError."""
-        body = encode_params(params)
+        # A request without parameters is the bare header, as tgtadm sends it.
+        body = encode_params(params) if params else b""
         header = _REQUEST.pack(int(mode), int(op), self.lld.encode(),
                                _REQUEST.size + len(body), tid, 0, lun, 0, 0, 0, 0, 0)
         try:
