@@ -63,6 +63,14 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
+def command_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
 def pids_named(name: str) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -93,7 +101,8 @@ Sample = dict[str, dict[int, Usage]]
 def sample(groups: Iterable[Group]) -> Sample:
     taken: Sample = {}
     for group in groups:
-        taken[group.name] = {pid: u for pid in group.pids if (u := usage(pid)) is not None}
+        taken.setdefault(group.name, {}).update(
+            {pid: u for pid in group.pids if (u := usage(pid)) is not None})
     return taken
 
 
@@ -106,7 +115,7 @@ def cpu_delta(groups: Iterable[Group], before: Sample, after: Sample) -> dict[st
             start = before.get(group.name, {}).get(pid, Usage(0.0, 0.0))
             own += end.own - start.own
             children += end.children - start.children
-        spent[group.name] = own
+        spent[group.name] = spent.get(group.name, 0.0) + own
         if group.children_label:
             spent[group.children_label] = spent.get(group.children_label, 0.0) + children
     return spent

@@ -200,10 +200,14 @@ class Stack:
     def groups(self) -> list[procs.Group]:
         """The processes whose CPU and memory the report shows."""
         assert self.api is not None
+        shells = [child for m in self.managers for child in procs.children_of(m.pid)
+                  if procs.command_name(child) == "lvm"]
         return [
             procs.Group("api", procs.children_of(self.api.pid)),
             procs.Group("manager", [m.pid for m in self.managers],
                         children_label="manager children (LVM)"),
+            # Long-lived lvm shells ([lvm] lvm_shell) are never reaped: count them live.
+            procs.Group("manager children (LVM)", shells),
         ]
 
     def stop(self) -> None:
