@@ -101,6 +101,12 @@ class VolumeTypeEncryptionNotFound(NotFound):
     message = "Volume type encryption for type %(volume_type_id)s does not exist."
 
 
+class VolumeTypeProjectDefaultNotFound(NotFound):
+    """Raised when a project has no default volume type of its own."""
+
+    message = "Default volume type of project %(project_id)s could not be found."
+
+
 class QoSSpecsNotFound(NotFound):
     """Raised when no QoS specs with that id exist."""
 

@@ -81,6 +81,44 @@ def test_a_volume_without_a_type_gets_the_default_one(app: Any) -> None:
     assert answer.json["volume"]["volume_type"] == "__DEFAULT__"
 
 
+def test_projects_get_their_own_default_type_from_3_62(app: Any) -> None:
+    v362 = {"OpenStack-API-Version": "volume 3.62"}
+    gold = new_type(app, "gold")
+    fault(admin(app, "GET", "/v3/adm/default-types"), 404)  # not before 3.62
+    assert admin(app, "GET", "/v3/adm/default-types", headers=v362).json == \
+        {"default_types": []}
+    fault(admin(app, "GET", "/v3/adm/default-types/p1", headers=v362), 404)
+    answer = admin(app, "PUT", "/v3/adm/default-types/p1",
+                   {"default_type": {"volume_type": "gold"}}, headers=v362)
+    assert (answer.status_int, answer.json) == (200, {"default_type": {
+        "project_id": "p1", "volume_type_id": gold["id"]}})
+    assert admin(app, "GET", "/v3/adm/default-types/p1", headers=v362).json == answer.json
+    assert admin(app, "GET", "/v3/adm/default-types", headers=v362).json == \
+        {"default_types": [answer.json["default_type"]]}
+    assert member(app, "GET", "/v3/p1/types/default").json["volume_type"]["name"] == "gold"
+    assert "default" in fault(admin(app, "DELETE", f"/v3/adm/types/{gold['id']}"), 400)
+    created = member(app, "POST", "/v3/p1/volumes", {"volume": {"size": 1}})
+    assert created.json["volume"]["volume_type"] == "gold"
+    other = member(app, "GET", "/v3/p2/types/default", token=h.OTHER_TOKEN)
+    assert other.json["volume_type"]["name"] == "__DEFAULT__"
+    fault(member(app, "PUT", "/v3/p1/default-types/p1",
+                 {"default_type": {"volume_type": "gold"}}, headers=v362), 403)
+    for method in ("GET", "DELETE"):
+        fault(member(app, method, "/v3/p1/default-types/p1", headers=v362), 403)
+    assert admin(app, "DELETE", "/v3/adm/default-types/p1", headers=v362).status_int == 204
+    assert member(app, "GET", "/v3/p1/types/default").json["volume_type"]["name"] == \
+        "__DEFAULT__"
+
+
+@pytest.mark.parametrize("body", [
+    None, {"default_type": {}}, {"default_type": {"volume_type": "nothing"}},
+    {"default_type": {"volume_type": "gold", "x": 1}}, {"default_type": "gold"}])
+def test_setting_a_project_default_refuses_bad_input(app: Any, body: Any) -> None:
+    new_type(app, "gold")
+    fault(admin(app, "PUT", "/v3/adm/default-types/p1", body,
+                headers={"OpenStack-API-Version": "volume 3.62"}), 400)
+
+
 # -- Types ----------------------------------------------------------------------------
 
 

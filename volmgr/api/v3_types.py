@@ -5,7 +5,8 @@ As the reference service: everyone may list and show the types visible to their
 project (public ones and the private ones shared with it) and read their user-visible
 extra specs; creating, changing and deleting types, extra specs, access lists and
 encryption records, and everything about QoS specs, is for administrators (403 for
-others). ``GET /types/default`` shows the type a volume gets when it names none.
+others). ``GET /types/default`` shows the type a volume gets when it names none: the
+project's own default (``/default-types``, 3.62, admins set it) or the configured one.
 Encryption records are data only: the compute host encrypts.
 """
 
@@ -50,6 +51,8 @@ CONTROL_LOCATIONS = ("front-end", "back-end")
 #: From this microversion a member's unknown type filters are refused (400), as the
 #: reference's generic resource filters do; before it they are ignored.
 FILTER_VERSION = "3.52"
+#: ``/default-types``: per-project default volume types.
+DEFAULT_TYPES_VERSION = "3.62"
 
 
 # -- Input ----------------------------------------------------------------------------
@@ -198,7 +201,7 @@ class TypesController:
     def show(self, req: ApiRequest) -> ApiResponse:
         type_id = req.params["type_id"]
         if type_id == "default":
-            volume_type = self.db.volume_type_default()
+            volume_type = self.db.volume_type_default(req.ctx.project_id)
         else:
             volume_type = self._visible(req, type_id)
         return ApiResponse(200, {"volume_type": type_view(req, volume_type)})
@@ -516,6 +519,54 @@ def _consumer(value: Any) -> str | None:
     return str(value)
 
 
+# -- Project default types (3.62) ------------------------------------------------------
+
+
+def default_type_view(row: models.DefaultVolumeType) -> dict[str, Any]:
+    return {"project_id": row.project_id, "volume_type_id": row.volume_type_id}
+
+
+class DefaultTypesController:
+    """``/default-types`` (3.62): a project's own default volume type, set by admins;
+    a volume that names no type gets it before ``[DEFAULT] default_volume_type``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def _project(req: ApiRequest) -> str:
+        return _name(req.params["target_project"], "project_id")
+
+    def set(self, req: ApiRequest) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:default_set_or_update")
+        body = v.member(req.body, "default_type")
+        v.only_fields(body, ("volume_type",), "default_type")
+        name_or_id = _name(body.get("volume_type"), "default_type.volume_type")
+        project = self._project(req)
+        try:
+            volume_type = self.db.volume_type_resolve(name_or_id, project_id=project,
+                                                      is_admin=True)
+        except exception.VolumeTypeNotFound as error:
+            raise v.bad(str(error)) from None
+        row = self.db.default_type_set(project, volume_type.id)
+        return ApiResponse(200, {"default_type": default_type_view(row)})
+
+    def show(self, req: ApiRequest) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:default_get")
+        row = self.db.default_type_get(self._project(req))
+        return ApiResponse(200, {"default_type": default_type_view(row)})
+
+    def index(self, req: ApiRequest) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:default_get_all")
+        return ApiResponse(200, {"default_types": [
+            default_type_view(row) for row in self.db.default_type_list()]})
+
+    def delete(self, req: ApiRequest) -> ApiResponse:
+        require_admin(req.ctx, "volume_extension:default_unset")
+        self.db.default_type_unset(self._project(req))
+        return ApiResponse(204)
+
+
 # -- Retype ---------------------------------------------------------------------------
 
 
@@ -590,3 +641,11 @@ def add_routes(router: Router, deps: V3Deps) -> None:
     for method, path, handler in table:
         for full in prefixed(path):
             router.add(method, full, handler)
+    d = DefaultTypesController(deps.db)
+    for method, path, handler in (
+            ("GET", "/default-types", d.index),
+            ("GET", "/default-types/{target_project}", d.show),
+            ("PUT", "/default-types/{target_project}", d.set),
+            ("DELETE", "/default-types/{target_project}", d.delete)):
+        for full in prefixed(path):
+            router.add(method, full, handler, min_version=DEFAULT_TYPES_VERSION)

@@ -234,6 +234,16 @@ class VolumeTypeProject(Base):
     project_id: Mapped[str] = mapped_column(sa.String(255))
 
 
+class DefaultVolumeType(TimestampMixin, Base):
+    """A project's own default volume type (``/default-types``, microversion 3.62)."""
+
+    __tablename__ = "default_volume_types"
+
+    project_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    volume_type_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("volume_types.id"), index=True)
+
+
 class Encryption(TimestampMixin, SoftDeleteMixin, Base):
     """The encryption record of a volume type (the compute host does the encrypting)."""
 

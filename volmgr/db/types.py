@@ -44,6 +44,7 @@ type_opts = [
 _volumes = models.table(models.Volume)
 _types = models.table(models.VolumeType)
 _access = models.table(models.VolumeTypeProject)
+_defaults = models.table(models.DefaultVolumeType)
 
 
 def is_true_spec(value: Any) -> bool:
@@ -186,7 +187,7 @@ class TypeQueries(DatabaseCore):
         access to (for non-admins), raise ``VolumeTypeNotFound``."""
         def work(session: Session) -> models.VolumeType:
             if name_or_id is None:
-                return self._default_type(session)
+                return self._default_type(session, project_id)
             scope = None if is_admin else project_id
             try:
                 return get_type(session, name_or_id, project_id=scope)
@@ -197,12 +198,21 @@ class TypeQueries(DatabaseCore):
                 return found
         return self.run(work)
 
-    def volume_type_default(self) -> models.VolumeType:
-        """The default type (``[DEFAULT] default_volume_type``); ``VolumeTypeNotFound``
-        when the configured type does not exist."""
-        return self.run(self._default_type)
+    def volume_type_default(self, project_id: str | None = None) -> models.VolumeType:
+        """The default type: ``project_id``'s own (``/default-types``) if it has one, else
+        ``[DEFAULT] default_volume_type``; ``VolumeTypeNotFound`` when the configured
+        type does not exist."""
+        return self.run(lambda session: self._default_type(session, project_id))
 
-    def _default_type(self, session: Session) -> models.VolumeType:
+    def _default_type(self, session: Session, project_id: str | None) -> models.VolumeType:
+        if project_id:
+            own = session.execute(sa.select(models.VolumeType).join(
+                models.DefaultVolumeType,
+                models.DefaultVolumeType.volume_type_id == models.VolumeType.id).where(
+                models.DefaultVolumeType.project_id == project_id,
+                models.VolumeType.deleted == sa.false())).scalar_one_or_none()
+            if own is not None:
+                return own
         found = get_type_by_name(session, self.default_volume_type)
         if found is None:
             raise exception.VolumeTypeNotFound(
@@ -340,6 +350,11 @@ class TypeQueries(DatabaseCore):
                 raise exception.VolumeTypeInUse(
                     f"Volume type {type_id} is still in use by a volume.",
                     volume_type_id=type_id)
+            if session.execute(sa.select(_defaults.c.project_id).where(
+                    _defaults.c.volume_type_id == type_id).limit(1)).first() is not None:
+                raise exception.InvalidVolumeType(
+                    reason=f"volume type {type_id} is the default type of a project; "
+                    f"unset it (/default-types) first")
             _soft_delete(volume_type)
             session.execute(sa.delete(_access).where(_access.c.volume_type_id == type_id))
             encryption = get_encryption(session, type_id)
@@ -393,6 +408,45 @@ class TypeQueries(DatabaseCore):
             session.refresh(volume)
             return volume
         return self.run(work)
+
+    # -- Project default types (/default-types, 3.62) ---------------------------------
+
+    def default_type_set(self, project_id: str, type_id: str) -> models.DefaultVolumeType:
+        """Make a live type ``project_id``'s default (replacing the one it had)."""
+        def work(session: Session) -> models.DefaultVolumeType:
+            get_type(session, type_id)
+            row = session.execute(sa.select(models.DefaultVolumeType).where(
+                models.DefaultVolumeType.project_id == project_id).with_for_update()
+            ).scalar_one_or_none()
+            if row is None:
+                row = models.DefaultVolumeType(project_id=project_id, volume_type_id=type_id)
+                session.add(row)
+            else:
+                row.volume_type_id = type_id
+                row.updated_at = models.utcnow()
+            session.flush()
+            return row
+        return self.run(work)
+
+    def default_type_get(self, project_id: str) -> models.DefaultVolumeType:
+        """``project_id``'s own default type (``VolumeTypeProjectDefaultNotFound``)."""
+        def work(session: Session) -> models.DefaultVolumeType:
+            row = session.get(models.DefaultVolumeType, project_id)
+            if row is None:
+                raise exception.VolumeTypeProjectDefaultNotFound(project_id=project_id)
+            return row
+        return self.run(work)
+
+    def default_type_list(self) -> list[models.DefaultVolumeType]:
+        return self.run(lambda session: list(session.execute(
+            sa.select(models.DefaultVolumeType).order_by(
+                models.DefaultVolumeType.project_id)).scalars()))
+
+    def default_type_unset(self, project_id: str) -> None:
+        """Forget ``project_id``'s own default type (nothing happens if it has none)."""
+        def work(session: Session) -> None:
+            session.execute(sa.delete(_defaults).where(_defaults.c.project_id == project_id))
+        self.run(work)
 
     # -- Extra specs ------------------------------------------------------------------
 

@@ -107,6 +107,17 @@ def upgrade() -> None:
         'extra_specs': {}, 'created_at': datetime.datetime.now(datetime.UTC).replace(tzinfo=None),
         'updated_at': None, 'deleted': False, 'deleted_at': None}])
 
+    op.create_table('default_volume_types',
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('volume_type_id', sa.String(length=36), nullable=False),
+    sa.Column('created_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=False),
+    sa.Column('updated_at', sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mariadb').with_variant(mysql.DATETIME(fsp=6), 'mysql'), nullable=True),
+    sa.ForeignKeyConstraint(['volume_type_id'], ['volume_types.id'], name=op.f('fk_default_volume_types_volume_type_id_volume_types')),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_default_volume_types'))
+    )
+    with op.batch_alter_table('default_volume_types', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_default_volume_types_volume_type_id'), ['volume_type_id'], unique=False)
+
     op.create_table('encryption',
     sa.Column('encryption_id', sa.String(length=36), nullable=False),
     sa.Column('volume_type_id', sa.String(length=36), nullable=False),
@@ -205,6 +216,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_encryption_deleted'))
 
     op.drop_table('encryption')
+    with op.batch_alter_table('default_volume_types', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_default_volume_types_volume_type_id'))
+
+    op.drop_table('default_volume_types')
     with op.batch_alter_table('volume_types', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_volume_types_name'))
         batch_op.drop_index(batch_op.f('ix_volume_types_deleted'))
