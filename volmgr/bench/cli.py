@@ -265,11 +265,11 @@ def profiled(args: argparse.Namespace, meter: Meter, name: str,
         yield
     phases[f"profile {name}"] = summary = {
         process: [[frame, round(100 * inclusive, 1), round(100 * own, 1)]
-                  for frame, inclusive, own in profile.summarise(paths)]
+                  for frame, inclusive, own in profile.summarise(paths, top=80)]
         for process, paths in files.items()}
     for process, rows in summary.items():
         print(f"  profile of {process} during {name}: % of samples, inclusive / self")
-        for frame, inclusive, own in rows:
+        for frame, inclusive, own in rows[:25]:
             print(f"    {inclusive:5.1f} {own:5.1f}  {frame}")
 
 
