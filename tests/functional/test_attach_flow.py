@@ -12,6 +12,7 @@ database."""
 from __future__ import annotations
 
 import concurrent.futures
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,18 @@ from typing import Any
 import pytest
 
 from tests.functional.storage_env import (  # noqa: F401
+    RecordingExecutor,
     Tgtd,
     connection_chap,
     iscsi_ls,
+    loop_vg,
     read_capacity,
     tgtd,
 )
 from tests.functional.test_walkthrough import Walk
 from tests.functional.volume_daemon import Daemon, wait_for
+from volmgr.volume import drivers
+from volmgr.volume.driver import VolumeRef
 
 GiB = 1024 ** 3
 INI1 = "iqn.1993-08.org.debian:01:compute-one"
@@ -249,3 +254,37 @@ def test_a_manager_killed_while_it_admits_a_connector_leaves_no_half_made_export
     cinder.attachments.delete(attachment["id"])
     walk.wait("volume", volume_id, "available")
     assert walk.iqns() == set()
+
+
+def test_an_attached_lvm_volume_grows_on_its_live_tgt_lun(conf, tgtd, loop_vg) -> None:  # noqa: F811
+    """The LVM side of an online extend: the LV grows by lvextend and the live tgt LUN is
+    made again over it, so the initiator reads the new size. (Where device-mapper exists
+    the LV's node grows in place; here the activation stand-in is re-made over the grown
+    extents, which is what device-mapper does by itself.)"""
+    loop_vg.configure(conf)
+    tgtd.configure(conf)
+    driver = drivers.load_driver(conf, executor=RecordingExecutor())
+    driver.check_setup()
+    volume = VolumeRef(str(uuid.uuid4()), 1)
+    driver.create_volume(volume)
+    name = f"volume-{volume.id}"
+    loop_vg.activate(name)
+    update = driver.create_export(volume)
+    volume = VolumeRef(volume.id, 1, update["provider_location"], update["provider_auth"])
+    info = driver.initialize_connection(volume, connector(INI1, "compute-1"))
+    data = info["data"]
+    assert read_capacity(tgtd.portal, data["target_iqn"], data["target_lun"],
+                         *connection_chap(info), initiator=INI1) == GiB
+    driver.extend_volume(volume, 2)
+    assert loop_vg.lvs()[name] == 2 * GiB
+    loop_vg.deactivate(name)
+    loop_vg.activate(name)
+    driver.refresh_export(VolumeRef(volume.id, 2, volume.provider_location,
+                                    volume.provider_auth))
+    assert read_capacity(tgtd.portal, data["target_iqn"], data["target_lun"],
+                         *connection_chap(info), initiator=INI1) == 2 * GiB
+    assert read_capacity(tgtd.portal, data["target_iqn"], data["target_lun"],
+                         *connection_chap(info), initiator=STRANGER) is None
+    driver.remove_export(volume)
+    driver.delete_volume(volume)
+    assert tgtd.target_iqns() == set()
