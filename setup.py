@@ -29,6 +29,7 @@ setup(
         "defusedxml>=0.7",
         "gunicorn>=21.2",
         "waitress>=3.0",
+        "tqdm>=4.66",
     ],
     extras_require={
         "keystone": ["keystonemiddleware>=10.0"],

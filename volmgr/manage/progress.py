@@ -1,67 +1,75 @@
-"""Progress display for long volmgr-manage operations (reconcile, bulk force-delete).
+"""Progress display for long volmgr-manage operations (reconcile, bulk force-delete),
+drawn by tqdm.
 
 It writes to stderr only, so ``--format json`` on stdout stays machine-readable. On a
-terminal it redraws one line (count/total, rate, ETA); otherwise (logs, pipes, cron) it
-prints a plain line every few seconds. It must never write to stdout.
+terminal tqdm redraws one line (count/total, rate, ETA); otherwise (logs, pipes, cron)
+each redraw becomes a plain line, at most one every few seconds. Nothing is shown for
+an operation that finishes within the first ``DELAY`` seconds.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from typing import TextIO
+
+from tqdm import tqdm
 
 #: Seconds between redraws on a terminal; finer is flicker, not information.
 TTY_INTERVAL = 0.1
 #: Seconds between plain lines when stderr is not a terminal.
 PLAIN_INTERVAL = 5.0
+#: Seconds an operation runs before anything is shown.
+DELAY = 1.0
+#: ``reconcile: 120/1000 (12%) 40.00it/s ETA 00:22``
+FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) {rate_fmt} ETA {remaining}"
+#: The last line: ``reconcile: 1000/1000 (100%) 40.00it/s done in 00:25``
+DONE_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%) {rate_fmt} done in {elapsed}"
 
 
-def format_duration(seconds: float) -> str:
-    """``75`` → ``1m15s``; ``3700`` → ``1h01m``."""
-    whole = max(0, round(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    minutes, seconds = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+class _Lines:
+    """A stream for tqdm that turns its carriage-return redraws into whole lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._count = ""
+
+    def write(self, text: str) -> None:
+        for frame in text.split("\r"):
+            count = frame.split(")", 1)[0]  # "label: n/total (p%"
+            if frame.strip() and count != self._count:  # close() redraws the last one
+                self._count = count
+                self.stream.write(frame.rstrip() + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class Progress:
     """Counts finished items of a known total and shows how far along it is.
 
-    Use as a context manager; ``advance()`` after each item. Nothing is shown for
-    operations that finish before the first redraw interval, so quick commands stay
-    quiet.
+    Use as a context manager; ``advance()`` after each item.
     """
 
     def __init__(self, label: str, total: int, *, stream: TextIO | None = None,
                  enabled: bool = True, tty: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 interval: float | None = None) -> None:
-        self.label = label
-        self.total = total
-        self.done = 0
-        self.stream = stream if stream is not None else sys.stderr
+                 delay: float | None = None, interval: float | None = None) -> None:
+        stream = stream if stream is not None else sys.stderr
+        tty = _isatty(stream) if tty is None else tty
         self.enabled = enabled and total > 0
-        self.tty = self._isatty(self.stream) if tty is None else tty
-        self.clock = clock
-        self.interval = interval if interval is not None else (
-            TTY_INTERVAL if self.tty else PLAIN_INTERVAL)
-        self.started = clock()
-        self._last_shown = self.started
-        self._shown_at: int | None = None  # ``done`` when the display was last drawn
-        self._width = 0
-
-    @staticmethod
-    def _isatty(stream: TextIO) -> bool:
-        try:
-            return stream.isatty()
-        except (AttributeError, ValueError):
-            return False
+        self.bar = tqdm(
+            total=total, desc=label, file=stream if tty else _Lines(stream),
+            disable=not self.enabled, delay=DELAY if delay is None else delay,
+            bar_format=FORMAT, unit="",
+            mininterval=interval if interval is not None else (
+                TTY_INTERVAL if tty else PLAIN_INTERVAL),
+            miniters=1, dynamic_ncols=tty, leave=True)
 
     def __enter__(self) -> Progress:
         return self
@@ -69,47 +77,18 @@ class Progress:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def done(self) -> int:
+        return int(self.bar.n)
+
     def advance(self, count: int = 1) -> None:
-        self.done += count
-        if not self.enabled:
-            return
-        now = self.clock()
-        if now - self._last_shown >= self.interval:
-            self._last_shown = now
-            self._show(self.line(now))
-
-    def line(self, now: float | None = None) -> str:
-        """The status text, e.g. ``reconcile: 120/1000 (12%) 40.0/s ETA 22s``."""
-        now = self.clock() if now is None else now
-        elapsed = max(now - self.started, 1e-9)
-        rate = self.done / elapsed
-        percent = 100 * self.done // self.total if self.total else 100
-        text = f"{self.label}: {self.done}/{self.total} ({percent}%) {rate:.1f}/s"
-        if self.done >= self.total:
-            return f"{text} done in {format_duration(elapsed)}"
-        if rate > 0:
-            return f"{text} ETA {format_duration((self.total - self.done) / rate)}"
-        return text
-
-    def _show(self, text: str) -> None:
-        if self.tty:
-            # Pad over the previous, possibly longer, line instead of relying on ANSI.
-            padding = " " * max(0, self._width - len(text))
-            self.stream.write(f"\r{text}{padding}")
-            self._width = len(text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-        self._shown_at = self.done
+        if self.enabled and self.bar.n + count >= self.bar.total:
+            self.bar.bar_format = DONE_FORMAT
+        self.bar.update(count)
 
     def close(self) -> None:
-        """Finish the display: a final line if anything was shown (unless it is already
-        the last one), and a newline on a terminal so the shell prompt starts clean."""
-        if not self.enabled or self._shown_at is None:
-            return
-        if self._shown_at != self.done:
-            self._show(self.line())
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.enabled = False
+        """Finish the display: the final count if anything was shown, then a newline
+        on a terminal so the shell prompt starts clean."""
+        if self.enabled and self.bar.n >= self.bar.total:
+            self.bar.bar_format = DONE_FORMAT
+        self.bar.close()
