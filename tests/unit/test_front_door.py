@@ -504,6 +504,23 @@ def test_9_405_lists_head_with_get(app: Any) -> None:
     assert "HEAD" in answer.json["badMethod"]["message"]
 
 
+def test_the_access_log_is_one_line_per_request_without_headers(
+        app: Any, conf: cfg.ConfigOpts, caplog: pytest.LogCaptureFixture) -> None:
+    conf.set_override("access_log", True, group="api")
+    running = Served(app, conf)
+    try:
+        with caplog.at_level(logging.INFO, logger="volmgr.api.access"):
+            answer = running.exchange(b"GET /v3/p1/volumes%0a HTTP/1.1\r\nHost: t\r\n"
+                                      b"X-Auth-Token: u1:p1\r\nConnection: close\r\n\r\n")
+    finally:
+        running.close()
+    assert split(answer)[0] == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "volmgr.api.access"]
+    assert len(lines) == 1
+    assert lines[0].startswith("127.0.0.1 GET /v3/p1/volumes\\n 404 ")
+    assert "u1:p1" not in lines[0]
+
+
 # -- noauth says what it trusts --------------------------------------------------------
 
 

@@ -11,11 +11,11 @@ api_opts = [
     cfg.IntOpt("workers", default=2, min=1,
                help="Number of API worker processes volmgr-api starts."),
     cfg.IntOpt("threads", default=1, min=1,
-               help="Request threads per worker process; more than 1 uses gunicorn's "
-               "gthread worker, 1 its sync worker."),
+               help="Request threads per worker process. A request reaches a thread only "
+               "once it has been received whole, so slow clients never hold one."),
     cfg.IntOpt("worker_timeout", default=60, min=1,
-               help="Seconds a worker may stay silent (stuck in one request) before the "
-               "master restarts it."),
+               help="Seconds a worker process's event loop may stay unresponsive before "
+               "the master restarts it (slow clients and long requests do not count)."),
     cfg.BoolOpt("access_log", default=False,
                 help="Log one line per request to stderr."),
     cfg.IntOpt("max_volume_size", default=1024, min=1,

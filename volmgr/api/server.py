@@ -43,6 +43,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from volmgr.api import faults, seed_xml, wsgi
 
 LOG = logging.getLogger(__name__)
+ACCESS_LOG = logging.getLogger("volmgr.api.access")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -208,6 +209,33 @@ def listen(host: str, port: int) -> socket.socket:
                                 reuse_port=False)
 
 
+class AccessLog:
+    """One INFO line per request on ``volmgr.api.access`` (``[api] access_log``): the
+    peer, method, path, status, bytes and milliseconds; never a header."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.monotonic()
+        seen: dict[str, str] = {}
+
+        def recording(status: str, headers: list[tuple[str, str]],
+                      exc_info: Any = None) -> Any:
+            seen["status"] = status.split(" ", 1)[0]
+            seen["length"] = next((value for name, value in headers
+                                   if name.lower() == "content-length"), "-")
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, recording)
+        ACCESS_LOG.info("%s %s %s %s %s %.1f ms", environ.get("REMOTE_ADDR", "-"),
+                        _printable(environ.get("REQUEST_METHOD", "-")),
+                        _printable(environ.get("PATH_INFO", "")), seen.get("status", "-"),
+                        seen.get("length", "-"), (time.monotonic() - started) * 1000)
+        return body
+
+
 class HTTPServer:
     """waitress on already-listening sockets, driven by whoever calls ``poll`` (the
     gunicorn worker's loop) or ``serve_forever`` (volmgr-all's thread)."""
@@ -215,6 +243,8 @@ class HTTPServer:
     def __init__(self, app: WSGIApp, sockets: Sequence[socket.socket],
                  conf: cfg.ConfigOpts) -> None:
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        if conf.api.access_log:
+            app = AccessLog(app)
         self.adj = adjustments(conf)
         self.map: dict[int, Any] = {}
         self.dispatcher = ThreadedTaskDispatcher()
@@ -226,10 +256,6 @@ class HTTPServer:
             for sock in sockets]
         self._stopping = threading.Event()
         self._loop_thread: threading.Thread | None = None
-
-    def set_app(self, app: WSGIApp) -> None:
-        for server in self.servers:
-            server.application = app
 
     @property
     def address(self) -> tuple[str, int]:

@@ -118,7 +118,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
     regex = ""
     for index, part in enumerate(parts):
         regex += re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)"
-    return re.compile(f"^{regex}$")
+    # \Z, not $: "$" also matches before a final newline ("/volumes%0a" is no route).
+    return re.compile(f"^{regex}\\Z")
 
 
 class Router:

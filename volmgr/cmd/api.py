@@ -50,8 +50,6 @@ class APIServer(BaseApplication):  # type: ignore[misc]
             # gunicorn >= 25 opens a control socket at a fixed per-user path: several
             # API services (or tests) on one host would fight over it.
             settings["control_socket_disable"] = True
-        if api.access_log:
-            settings["accesslog"] = "-"
         return settings
 
     def load_config(self) -> None:
