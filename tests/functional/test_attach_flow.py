@@ -211,6 +211,14 @@ def test_a_manager_killed_mid_flow_leaves_storage_agreeing_with_the_database(
     assert walk.sees(pending["connection_info"], INI1) == GiB
     assert walk.sees(pending["connection_info"], STRANGER) is None
     assert walk.sees(info2, INI2) == GiB
+    # Targets and ACLs agree with the database: one target per volume with an admitted
+    # connector, admitting exactly that connector's initiator.
+    wanted = {pending["connection_info"]["data"]["target_iqn"]: [INI1],
+              info2["data"]["target_iqn"]: [INI2]}
+    assert walk.iqns() == set(wanted)
+    for iqn, initiators in wanted.items():
+        assert sorted(e for e in walk.target.acl(iqn) or [] if e.startswith("iqn.")) == \
+            initiators
     cinder.attachments.complete(pending["id"])
     assert walk.status(first) == "in-use"
     for attachment in cinder.attachments.list():
