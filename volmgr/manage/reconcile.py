@@ -39,12 +39,14 @@ MISSING_REASON = "backing volume missing (found by reconcile)"
 #: may already have lost it.
 NEEDS_BACKING = (states.AVAILABLE, states.IN_USE, states.ATTACHING, states.DETACHING,
                  states.EXTENDING, states.ERROR_ATTACHING, states.ERROR_DETACHING,
-                 states.ERROR_EXTENDING)
+                 states.ERROR_EXTENDING, states.RESERVED)
 
-#: Statuses in which an export is expected: an attachment is being made, is live, or
-#: is being (or failed to be) taken down and may still carry a server's I/O.
+#: Statuses in which an export is expected: an attachment is being made (``reserved``
+#: after a v3 connect too), is live, or is being (or failed to be) taken down and may
+#: still carry a server's I/O; an attached volume keeps its export while it grows.
 EXPORT_EXPECTED = (states.ATTACHING, states.IN_USE, states.DETACHING,
-                   states.ERROR_DETACHING)
+                   states.ERROR_DETACHING, states.RESERVED, states.EXTENDING,
+                   states.ERROR_EXTENDING)
 
 #: Exit codes, after nova-manage's audit commands: scripts can tell "clean" from
 #: "found something" without parsing output.
