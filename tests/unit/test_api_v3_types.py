@@ -631,6 +631,24 @@ def test_retype_changes_the_type_in_place(app: Any, conf: Any, db: Database) -> 
     assert shown["status"] == "available"
 
 
+def test_os_retype_is_a_volume_action(app: Any, db: Database) -> None:
+    new_type(app, "one")
+    new_type(app, "two")
+    volume_id = typed_volume(app, db, "one")
+    action = f"/v3/p1/volumes/{volume_id}/action"
+    answer = member(app, "POST", action, {"os-retype": {"new_type": "two",
+                                                         "migration_policy": "on-demand"}})
+    assert answer.status_int == 202, answer.text
+    assert member(app, "GET", f"/v3/p1/volumes/{volume_id}").json["volume"]["volume_type"] \
+        == "two"
+    assert "already has" in fault(member(app, "POST", action,
+                                         {"os-retype": {"new_type": "two"}}), 400)
+    fault(member(app, "POST", action, {"os-retype": {"new_type": "nothing"}}), 404)
+    fault(member(app, "POST", action, {"os-retype": {}}), 400)
+    fault(member(app, "POST", f"/v3/p1/volumes/{UUID_MISSING}/action",
+                 {"os-retype": {"new_type": "one"}}), 404)
+
+
 def test_retype_refuses_what_would_need_a_migration_or_is_no_change(
         app: Any, conf: Any, db: Database) -> None:
     from volmgr import exception

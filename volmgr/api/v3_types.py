@@ -641,6 +641,7 @@ def add_routes(router: Router, deps: V3Deps) -> None:
     for method, path, handler in table:
         for full in prefixed(path):
             router.add(method, full, handler)
+    deps.volume_actions.add("os-retype", retype_action(deps))
     d = DefaultTypesController(deps.db)
     for method, path, handler in (
             ("GET", "/default-types", d.index),
