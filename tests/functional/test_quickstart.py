@@ -45,7 +45,7 @@ def test_readme_first_command_runs_the_demo_in_a_fresh_clone(tmp_path) -> None:
     assert os.path.exists(tmp_path / "state" / "volmgr" / "volmgr.sqlite")
 
 
-def test_demo_exports_over_iscsi_when_a_tgtd_answers(tmp_path) -> None:
+def test_demo_exports_over_iscsi_when_asked_and_a_tgtd_answers(tmp_path) -> None:
     from tests.functional import storage_env
 
     storage_env.require_lvm()
@@ -57,7 +57,7 @@ def test_demo_exports_over_iscsi_when_a_tgtd_answers(tmp_path) -> None:
             f"[volume]\ntarget_ip_address = 127.0.0.1\ntarget_port = {tgtd.portal_port}\n"
             f"tgt_control_port = {tgtd.control_port}\n")
         result = subprocess.run(
-            [os.path.join(os.path.dirname(sys.executable), "volmgr-all"), "--demo",
+            [os.path.join(os.path.dirname(sys.executable), "volmgr-all"), "--demo", "--iscsi",
              "--config-file", str(conf_file)],
             capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
