@@ -204,43 +204,9 @@ def downgrade() -> None:
     with op.batch_alter_table('snapshots', schema=None) as batch_op:
         batch_op.drop_column('progress')
 
-    with op.batch_alter_table('volume_type_projects', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_volume_type_projects_volume_type_id'))
-
-    op.drop_table('volume_type_projects')
-    # Dropping the table drops its indexes; MySQL refuses to drop ix_transfers_volume_id
-    # on its own while the foreign key on volume_id uses it.
-    op.drop_table('transfers')
-    with op.batch_alter_table('encryption', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_encryption_volume_type_id'))
-        batch_op.drop_index(batch_op.f('ix_encryption_deleted'))
-
-    op.drop_table('encryption')
-    with op.batch_alter_table('default_volume_types', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_default_volume_types_volume_type_id'))
-
-    op.drop_table('default_volume_types')
-    with op.batch_alter_table('volume_types', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_volume_types_name'))
-        batch_op.drop_index(batch_op.f('ix_volume_types_deleted'))
-
-    op.drop_table('volume_types')
-    with op.batch_alter_table('quotas', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_quotas_project_id'))
-
-    op.drop_table('quotas')
-    with op.batch_alter_table('quota_classes', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_quota_classes_class_name'))
-
-    op.drop_table('quota_classes')
-    with op.batch_alter_table('quality_of_service_specs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_quality_of_service_specs_name'))
-        batch_op.drop_index(batch_op.f('ix_quality_of_service_specs_deleted'))
-
-    op.drop_table('quality_of_service_specs')
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_messages_resource_uuid'))
-        batch_op.drop_index(batch_op.f('ix_messages_project_id'))
-        batch_op.drop_index(batch_op.f('ix_messages_deleted'))
-
+    # Dropping a table drops its indexes; MySQL refuses to drop on its own an index that
+    # a foreign key uses, so every new table goes whole, referencing tables first.
+    for table in ('volume_type_projects', 'transfers', 'encryption', 'default_volume_types',
+                  'volume_types', 'quotas', 'quota_classes', 'quality_of_service_specs'):
+        op.drop_table(table)
     op.drop_table('messages')
