@@ -287,7 +287,9 @@ def test_duplicate_delivery_of_create_and_delete_leaves_one_lv_then_none(
 
 
 def test_kill_9_with_50_creates_in_flight_recovers_every_row(env: Env, tmp_path: Path) -> None:
-    env.sections["volume"].update(recovery_interval=5, recovery_age=2)
+    # 4 at a time, 0.4 s each: most of the 50 are still creating when the kill comes.
+    env.sections["volume"].update(recovery_interval=5, recovery_age=2,
+                                  executor_thread_pool_size=4)
     with storage_env.make_loop_vg(tmp_path / "bigvg", size_mib=64 * 1024) as vg:
         env.use_vg(vg)
         first = env.daemon(slow="create_volume=0.4")
