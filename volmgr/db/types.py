@@ -37,8 +37,9 @@ ALPHABETICAL: SortOrder = (("name", "asc"),)
 type_opts = [
     cfg.StrOpt("default_volume_type", default=DEFAULT_TYPE_NAME,
                help="Name of the volume type a volume gets when its create request names "
-               "none (Block Storage v3). Every database has the type __DEFAULT__; a "
-               "type named here must exist, or such creates fail with 404."),
+               "none and its project has no default type of its own (Block Storage v3 "
+               "/default-types). Every database has the type __DEFAULT__; a type named "
+               "here must exist, or such creates fail with 404."),
 ]
 
 _volumes = models.table(models.Volume)
