@@ -33,6 +33,7 @@ from defusedxml import ElementTree as SafeET
 from oslo_config import cfg
 
 from tests.unit import api_helpers as h
+from volmgr import exception
 from volmgr.api import input_gate, server
 from volmgr.cmd import all as all_in_one
 from volmgr.db import Database, models
@@ -236,6 +237,18 @@ def test_3_a_name_longer_than_its_column_is_a_400(app: Any) -> None:
                     {"volume": {"size": 1, "name": "n" * (limit + 1)}})
     assert answer.status_int == 400
     assert f"longer than {limit}" in answer.json["badRequest"]["message"]
+
+
+def test_3_any_write_of_a_string_longer_than_its_column_is_a_400(app: Any,
+                                                                 db: Database) -> None:
+    # Whatever controller wrote it: the database boundary checks every INSERT/UPDATE.
+    volume = db.volume_create(project_id="p1", user_id="u1", size=1, display_name="ok")
+    with pytest.raises(exception.InvalidInput, match=r"volumes\.display_name"):
+        db.volume_update(volume.id, {"display_name": "y" * 256})
+    with pytest.raises(exception.InvalidInput, match=r"volumes\.availability_zone"):
+        db.volume_create(project_id="p1", user_id="u1", size=1,
+                         availability_zone="z" * 256)
+    assert db.volume_get(volume.id).display_name == "ok"
 
 
 # -- 4. lone surrogates ----------------------------------------------------------------

@@ -209,6 +209,9 @@ def build_app(conf: cfg.ConfigOpts, db: Database | None = None,
     ``conf`` (call this once per process, after any fork)."""
     db = db if db is not None else Database.from_conf(conf)
     rpcapi = volume_rpcapi if volume_rpcapi is not None else default_rpcapi(conf)
+    # The input gate's last line: a string longer than its column is a 400 on every
+    # backend (SQLite would store it whole), whichever controller wrote it.
+    input_gate.guard_writes(db.engine)
     app = ApiApplication(conf, db, rpcapi)
     if conf.auth_strategy != "keystone":
         return app

@@ -144,6 +144,57 @@ def check_identity(ctx: RequestContext) -> None:
                      column_length(column))
 
 
+# -- the database boundary -----------------------------------------------------------
+
+
+def _limits(table: sa.Table) -> dict[str, int]:
+    return {col.key: length for col in table.columns
+            if (length := column_length(col)) is not None}
+
+
+def _written(statement: Any, multiparams: Any, params: Any) -> list[Mapping[Any, Any]]:
+    rows: list[Mapping[Any, Any]] = []
+    embedded = getattr(statement, "_values", None)
+    if embedded:
+        rows.append({getattr(key, "key", key): getattr(value, "value", value)
+                     for key, value in embedded.items()})
+    for group in (multiparams, [params] if params else []):
+        for row in group or ():
+            if isinstance(row, Mapping):
+                rows.append(row)
+            elif isinstance(row, list | tuple):
+                rows.extend(item for item in row if isinstance(item, Mapping))
+    return rows
+
+
+def check_write(statement: Any, multiparams: Any = None, params: Any = None) -> None:
+    """A string an INSERT or UPDATE would write into a column too short for it is a 400
+    naming ``table.column``: SQLite would keep it whole, PostgreSQL and MariaDB refuse
+    it. The limits are the columns' own."""
+    if not isinstance(statement, sa.Insert | sa.Update):
+        return
+    table = statement.table
+    if not isinstance(table, sa.Table):
+        return
+    limits = _limits(table)
+    for row in _written(statement, multiparams, params):
+        for key, value in row.items():
+            limit = limits.get(str(key))
+            if limit is not None and isinstance(value, str) and len(value) > limit:
+                raise _bad(f"'{table.name}.{key}' is longer than {limit} characters")
+
+
+def guard_writes(engine: sa.Engine) -> None:
+    """Run ``check_write`` before every statement ``engine`` executes (once per engine)."""
+    if not sa.event.contains(engine, "before_execute", _before_execute):
+        sa.event.listen(engine, "before_execute", _before_execute)
+
+
+def _before_execute(conn: Any, statement: Any, multiparams: Any, params: Any,
+                    execution_options: Any) -> None:
+    check_write(statement, multiparams, params)
+
+
 # -- output --------------------------------------------------------------------------
 
 
