@@ -209,7 +209,9 @@ def test_a_manager_that_cannot_start_is_one_line_and_no_hang(state_home, monkeyp
 
     monkeypatch.setattr(all_in_one.VolumeService, "start", broken_start)
     port = _free_port()
-    assert _main_in_thread(["--demo", "--port", str(port)]) == 1
+    conf_file = state_home / "volmgr.conf"
+    conf_file.write_text(f"[api]\nbind_port = {port}\n")
+    assert _main_in_thread(["--demo", "--config-file", str(conf_file)]) == 1
     err = capsys.readouterr().err
     assert "volmgr-all: cannot start the volume manager:" in err
     assert "the backend is on fire" in err and "Traceback" not in err
@@ -221,7 +223,9 @@ def test_a_state_directory_it_cannot_make_is_not_called_a_busy_port(state_home,
                                                                    capsys) -> None:
     blocker = state_home / "a-file"
     blocker.write_text("")
-    assert all_in_one.main(["--port", "0", "--state-path", str(blocker / "state")]) == 1
+    conf_file = state_home / "volmgr.conf"
+    conf_file.write_text(f"[DEFAULT]\nstate_path = {blocker / 'state'}\n[api]\nbind_port = 0\n")
+    assert all_in_one.main(["--config-file", str(conf_file)]) == 1
     err = capsys.readouterr().err
     assert f"cannot create the state directory {blocker / 'state'}" in err
     assert "cannot listen" not in err and "Traceback" not in err
@@ -252,6 +256,18 @@ def _manage(capsys: Any, *args: str) -> tuple[int, str, str]:
     code = manage.main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture
+def manage_with(embedded_db, state_home, capsys) -> Any:
+    """volmgr-manage with a config file naming the embedded database."""
+    conf_file = state_home / "manage.conf"
+    conf_file.write_text(f"[database]\nconnection = {embedded_db.engine.url}\n")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        return _manage(capsys, "--config-file", str(conf_file), *args)
+    return run
+
 
 
 @pytest.fixture
@@ -292,16 +308,16 @@ def test_volmgr_manage_state_path_flag_and_a_missing_database_says_where_it_look
 
 
 def test_service_list_speaks_cinders_words_and_a_stopped_service_is_down_at_once(
-        embedded_db, capsys) -> None:
+        embedded_db, manage_with) -> None:
     from volmgr.volume.service import BINARY
 
     embedded_db.service_heartbeat("node1", BINARY, "volmgr-volume", {})
-    _code, out, _ = _manage(capsys, "service", "list", "--format", "json")
+    _code, out, _ = manage_with("service", "list", "--format", "json")
     [row] = json.loads(out)
     assert (row["status"], row["state"]) == ("enabled", "up")
 
     embedded_db.service_stopped("node1", BINARY)  # what VolumeService.stop() records
-    _, out, _ = _manage(capsys, "service", "list", "--format", "json")
+    _, out, _ = manage_with("service", "list", "--format", "json")
     [row] = json.loads(out)
     assert (row["status"], row["state"]) == ("enabled", "down")
 
@@ -324,33 +340,32 @@ def test_a_volume_service_that_stops_cleanly_records_it(conf, db) -> None:
         transport.cleanup()
 
 
-def test_volume_show_takes_a_name_and_refuses_an_ambiguous_one(embedded_db,
-                                                               capsys) -> None:
+def test_volume_show_takes_a_name_and_refuses_an_ambiguous_one(embedded_db, manage_with) -> None:
     volume = embedded_db.volume_create(project_id="demo", user_id="me", size=1,
                                        display_name="vol1", status=states.AVAILABLE)
-    code, out, err = _manage(capsys, "volume", "show", "vol1", "--format", "json")
+    code, out, err = manage_with("volume", "show", "vol1", "--format", "json")
     assert code == 0, err
     assert json.loads(out)["id"] == volume.id
 
     twin = embedded_db.volume_create(project_id="other", user_id="u", size=1,
                                      display_name="vol1", status=states.AVAILABLE)
-    code, out, err = _manage(capsys, "volume", "show", "vol1")
+    code, out, err = manage_with("volume", "show", "vol1")
     assert code == 1 and volume.id in err and twin.id in err and "give the id" in err
 
-    code, out, err = _manage(capsys, "volume", "show", "no-such-volume")
+    code, out, err = manage_with("volume", "show", "no-such-volume")
     assert code == 1 and "No volume has the id or the name 'no-such-volume'" in err
 
 
-def test_volume_list_all_shows_a_deleted_row_as_deleted(embedded_db, capsys) -> None:
+def test_volume_list_all_shows_a_deleted_row_as_deleted(embedded_db, manage_with) -> None:
     volume = embedded_db.volume_create(project_id="demo", user_id="me", size=1,
                                        status=states.AVAILABLE)
     embedded_db.volume_transition(volume.id, (states.AVAILABLE,),
                                   {"status": states.DELETING})
     embedded_db.volume_destroy(volume.id)
-    _code, out, _ = _manage(capsys, "volume", "list", "--all", "--format", "json")
+    _code, out, _ = manage_with("volume", "list", "--all", "--format", "json")
     [row] = json.loads(out)
     assert (row["id"], row["status"], row["deleted"]) == (volume.id, "deleted", True)
-    _, out, _ = _manage(capsys, "volume", "list", "--all")
+    _, out, _ = manage_with("volume", "list", "--all")
     assert "deleting" not in out and "deleted" in out
 
 
