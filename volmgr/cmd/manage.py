@@ -115,6 +115,12 @@ COMMANDS: dict[str, dict[str, Action]] = {
                           (_HOST, _BINARY, _arg("--reason", help="Why (shown in list)."))),
         "enable": Action(services.service_enable, "Schedule new volumes to HOST again.",
                          (_HOST, _BINARY)),
+        "remove": Action(services.service_remove,
+                         "Give up on HOST for good (refused while it is up): its "
+                         "transitional volumes, snapshots and attachments go to error_* "
+                         "with a reason, and its service row is deleted.",
+                         (_HOST, _BINARY, _arg("--reason",
+                                               help="status_reason to record."))),
     },
     "volume": {
         "list": Action(volumes.volume_list, "Volumes of every project.", (
@@ -190,13 +196,15 @@ def _require_database(conf: cfg.ConfigOpts, fallback: bool) -> None:
     url = sa_url.make_url(conf.database.connection)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
             and not os.path.exists(url.database):
-        where = ("no config file was found, so volmgr-manage looked in volmgr-all's "
-                 "state directory" if fallback else "from the configuration")
+        if not fallback:
+            raise exception.DBError(reason=(
+                f"no volmgr database at {url.database}; run 'volmgr-manage db sync' to "
+                "create it, or point --config-file or --state-path at an existing one"))
         raise exception.DBError(reason=(
-            f"no volmgr database at {url.database} ({where}). Point volmgr-manage at "
-            "yours with --config-file FILE ([database] connection) or --state-path DIR "
-            "(the state_path of volmgr-all or volmgr-volume); 'volmgr-manage db sync' "
-            "would create an empty one there"))
+            f"no volmgr database at {url.database} (no config file was found, so "
+            "volmgr-manage looked in volmgr-all's state directory). Point it at yours "
+            "with --config-file FILE ([database] connection) or --state-path DIR (the "
+            "state_path of volmgr-all or volmgr-volume)"))
     migration.require_database(conf.database.connection)
 
 
@@ -205,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state.register_state_path_flag(conf)
     conf.register_cli_opt(cfg.SubCommandOpt(
         "command", title="Commands", handler=_add_parsers,
-        help="db sync|check|downgrade|version; service list|disable|enable; "
+        help="db sync|check|downgrade|version; service list|disable|enable|remove; "
         "volume list|show|reset-state|force-delete; reconcile [--fix]"))
     config.parse_args(sys.argv[1:] if argv is None else argv, conf)
     fallback = _embedded_fallback(conf)
