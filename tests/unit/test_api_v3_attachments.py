@@ -247,6 +247,10 @@ def test_a_host_that_is_down_answers_503_before_anything_is_written(
     assert answer.status_int == 503, answer.text
     assert "node-gone" in answer.json["serviceUnavailable"]["message"]
     assert status(db, vol) == "available" and not db.attachment_list(volume_id=vol)
+    legacy = action(api, vol, {"os-initialize_connection": {
+        "connector": {"initiator": INI1}}})
+    assert legacy.status_int == 503
+    assert status(db, vol) == "available" and not db.attachment_list(volume_id=vol)
     reserved = post(api, {"attachment": {"volume_uuid": vol}}).json["attachment"]
     put = h.call(api, "PUT", f"/v3/p1/attachments/{reserved['id']}",
                  {"attachment": {"connector": {"initiator": INI1}}}, headers=V)

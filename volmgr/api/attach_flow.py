@@ -152,6 +152,9 @@ class AttachFlow:
         (or the same connector's live) attachment, reserving one when the volume is
         free, and answer connection_info."""
         volume = self.db.volume_get(volume_id, scope(ctx))
+        # A capped client or a host that is down is refused before anything is written.
+        self.rpcapi.require_version("connect_attachment")
+        self._require_up(self._host(volume))
         live = self.db.attachment_list(volume_id=volume_id)
         same = [a for a in live if _same_connector(a, connector) and a.attach_status in (
             states.ATTACH_ATTACHED, states.ATTACH_ATTACHING)]
