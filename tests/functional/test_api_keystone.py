@@ -70,7 +70,7 @@ class Cloud:
             assert self.api.alive(), f"volmgr-api exited:\n{self.api.text()}"
             try:
                 return requests.get(f"{self.base}/healthcheck", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 return False
         wait_for(healthy, 60, "volmgr-api /healthcheck")
 

@@ -123,7 +123,7 @@ class Cluster:
         assert self.api is not None and self.api.alive(), "volmgr-api exited"
         try:
             return requests.get(f"{self.base}/healthcheck", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting
             return False
 
     def restart_lvm_manager(self) -> None:
