@@ -152,8 +152,8 @@ class Process:
 class Cloud:
     """One Keystone, one volmgr-api and one volmgr-volume, for one run."""
 
-    def __init__(self, state: Path, venvs: Path) -> None:
-        self.state, self.venvs = state, venvs
+    def __init__(self, state: Path, venvs: Path, *, tempest: bool = True) -> None:
+        self.state, self.venvs, self.with_tempest = state, venvs, tempest
         suffix = secrets.token_hex(3)
         self.keystone_db, self.volmgr_db = f"tempest_keystone_{suffix}", f"tempest_volmgr_{suffix}"
         self.host = f"tempest-{suffix}"
@@ -166,6 +166,7 @@ class Cloud:
         self.databases: list[str] = []
         self.network = NetworkStub()
         self.keystone_venv = self.tempest_venv = Path()
+        self._token = ""
         self.bin = Path(sys.executable).parent
 
     # -- services and virtualenvs -------------------------------------------------------
@@ -177,7 +178,8 @@ class Cloud:
 
     def build_venvs(self) -> None:
         self.keystone_venv = ensure_venv(self.venvs, "keystone")
-        self.tempest_venv = ensure_venv(self.venvs, "tempest")
+        if self.with_tempest:
+            self.tempest_venv = ensure_venv(self.venvs, "tempest")
 
     def create_database(self, name: str) -> None:
         import psycopg
@@ -221,7 +223,7 @@ class Cloud:
             "--bootstrap-public-url", f"{self.keystone_url}/v3",
             "--bootstrap-internal-url", f"{self.keystone_url}/v3")
         gunicorn = self.keystone_venv / "bin" / "gunicorn"
-        argv = [str(gunicorn), "--bind", f"127.0.0.1:{self.keystone_port}", "--workers", "2",
+        argv = [str(gunicorn), "--bind", f"127.0.0.1:{self.keystone_port}", "--workers", "3",
                 "--timeout", "120", "--pythonpath", str(ROOT / "tools" / "tempest"),
                 "--name", "tempest-keystone"]
         helptext = subprocess.run([str(gunicorn), "--help"], capture_output=True, text=True,
@@ -250,36 +252,47 @@ class Cloud:
             raise RuntimeError(f"Keystone refused the admin login: {status} {answer}")
         return headers["X-Subject-Token"]
 
+    def identity(self, method: str, path: str, body: object | None = None) -> Any:
+        """One Identity v3 call as the bootstrap admin."""
+        if not self._token:
+            self._token = self.admin_token()
+        status, _, answer = http(method, f"{self.keystone_url}/v3{path}", body,
+                                 {"X-Auth-Token": self._token})
+        if status not in (200, 201, 204):
+            raise RuntimeError(f"Keystone {method} {path}: {status} {answer}")
+        return answer
+
+    def add_user(self, name: str, password: str, project: str,
+                 roles: tuple[str, ...] = ("member",)) -> dict[str, str]:
+        """A user with ``roles`` on ``project`` (made when missing); its and the
+        project's ids."""
+        found = self.identity("GET", f"/projects?name={project}")["projects"]
+        project_id = found[0]["id"] if found else self.identity("POST", "/projects", {
+            "project": {"name": project, "domain_id": "default"}})["project"]["id"]
+        known = {r["name"]: r["id"] for r in self.identity("GET", "/roles")["roles"]}
+        for role in roles:
+            if role not in known:
+                known[role] = self.identity("POST", "/roles", {"role": {"name": role}})[
+                    "role"]["id"]
+        user_id = self.identity("POST", "/users", {"user": {
+            "name": name, "password": password, "domain_id": "default",
+            "default_project_id": project_id}})["user"]["id"]
+        for role in roles:
+            self.identity("PUT", f"/projects/{project_id}/users/{user_id}/roles/{known[role]}")
+        return {"user_id": user_id, "project_id": project_id}
+
     def register(self) -> None:
         """The service user volmgr-api validates tokens with, and the catalog: the volume
         service under both of its types, and the network stand-in."""
-        token = self.admin_token()
-
-        def call(method: str, path: str, body: object | None = None) -> Any:
-            status, _, answer = http(method, f"{self.keystone_url}/v3{path}", body,
-                                     {"X-Auth-Token": token})
-            if status not in (200, 201, 204):
-                raise RuntimeError(f"Keystone {method} {path}: {status} {answer}")
-            return answer
-
-        project = call("POST", "/projects", {"project": {"name": "service",
-                                                          "domain_id": "default"}})["project"]
-        roles = {r["name"]: r["id"] for r in call("GET", "/roles")["roles"]}
-        if "service" not in roles:
-            roles["service"] = call("POST", "/roles", {"role": {"name": "service"}})["role"]["id"]
-        user = call("POST", "/users", {"user": {
-            "name": "volmgr", "password": self.service_password, "domain_id": "default",
-            "default_project_id": project["id"]}})["user"]
-        for role in ("service", "admin"):
-            call("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/{roles[role]}")
+        self.add_user("volmgr", self.service_password, "service", ("service", "admin"))
         volume_url = f"{self.volmgr_url}/v3/%(project_id)s"
         catalog = [("block-storage", "volmgr", volume_url), ("volumev3", "volmgrv3", volume_url),
                    ("network", "network-stand-in", self.network.url)]
         for service_type, name, url in catalog:
-            service = call("POST", "/services", {"service": {"type": service_type,
-                                                             "name": name}})["service"]
+            service = self.identity("POST", "/services", {"service": {
+                "type": service_type, "name": name}})["service"]
             for interface in ("public", "internal", "admin"):
-                call("POST", "/endpoints", {"endpoint": {
+                self.identity("POST", "/endpoints", {"endpoint": {
                     "service_id": service["id"], "interface": interface, "url": url,
                     "region_id": "RegionOne"}})
 

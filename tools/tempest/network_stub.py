@@ -51,5 +51,6 @@ class NetworkStub:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self.thread.is_alive():  # shutdown() waits for a serve_forever that never began
+            self.server.shutdown()
         self.server.server_close()
