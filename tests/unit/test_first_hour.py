@@ -394,3 +394,21 @@ def test_a_token_for_another_project_says_which_project_it_is_for(app: Any) -> N
     answer = h.call(app, "GET", "/v3/demo/volumes", token="notused")
     assert answer.status_int == 404
     assert "scoped to project notused" in answer.json["itemNotFound"]["message"]
+
+
+# -- written once: the fault names of the XML face come from the fault table ------------
+
+def test_every_fault_and_any_new_one_renders_as_compute_xml() -> None:
+    import xml.etree.ElementTree as ET
+
+    from volmgr.api import faults, seed_xml
+
+    names = {name for _cls, _code, name in faults.FAULT_TABLE}
+    names |= {value[1] for value in vars(faults).values()
+              if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], str)}
+    names.add("aFaultAddedTomorrow")  # no second list to forget to update
+    for name in sorted(names):
+        element = seed_xml.serialize({name: {"code": 418, "message": "why"}})
+        assert element.tag == name and element.get("code") == "418"
+        assert element.find("message") is not None
+        assert ET.tostring(element)
