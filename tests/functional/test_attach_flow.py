@@ -12,6 +12,9 @@ database."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +299,44 @@ def test_an_attached_lvm_volume_grows_on_its_live_tgt_lun(conf, tgtd, loop_vg) -
     driver.remove_export(volume)
     driver.delete_volume(volume)
     assert tgtd.target_iqns() == set()
+
+
+def test_an_initiator_reading_throughout_an_online_extend_sees_no_error(
+        conf, tgtd) -> None:  # noqa: F811
+    """A logged-in initiator with I/O in flight (iscsi-perf, four reads outstanding)
+    keeps its session through the LUN refresh, gets no failed command (the target is
+    offline, answering BUSY, while LUN 1 is swapped), and READ CAPACITY then shows the
+    new size."""
+    conf.set_override("driver", "file", group="volume")
+    tgtd.configure(conf)
+    driver = drivers.load_driver(conf, executor=RecordingExecutor())
+    driver.check_setup()
+    volume = VolumeRef(str(uuid.uuid4()), 1)
+    driver.create_volume(volume)
+    update = driver.create_export(volume)
+    volume = VolumeRef(volume.id, 1, update["provider_location"], update["provider_auth"])
+    info = driver.initialize_connection(volume, connector(INI1, "compute-1"))
+    user, secret = connection_chap(info)
+    data = info["data"]
+    url = f"iscsi://{tgtd.portal}/{data['target_iqn']}/{data['target_lun']}"
+    perf = subprocess.Popen(
+        ["iscsi-perf", "-i", INI1, "-t", "30", "-m", "4", "-n", url],
+        env={**os.environ, "LIBISCSI_CHAP_USERNAME": user, "LIBISCSI_CHAP_PASSWORD": secret},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(2)
+        assert perf.poll() is None, perf.communicate()[0]
+        driver.extend_volume(volume, 2)
+        driver.refresh_export(VolumeRef(volume.id, 2, volume.provider_location,
+                                        volume.provider_auth))
+        time.sleep(2)
+        assert perf.poll() is None, "the initiator's session survived the refresh"
+        assert read_capacity(tgtd.portal, data["target_iqn"], data["target_lun"], user,
+                             secret, initiator=INI1) == 2 * GiB
+    finally:
+        perf.kill()
+        output = perf.communicate(timeout=30)[0]
+    assert "failed" not in output.lower(), output[-2000:]
+    assert "iops" in output, output[-2000:]
+    driver.remove_export(volume)
+    driver.delete_volume(volume)

@@ -387,15 +387,39 @@ def test_two_initiators_share_one_export_and_each_terminate_removes_only_its_own
 
 def test_refresh_export_recreates_the_lun_over_the_grown_device(tgt, scripted) -> None:
     """tgtd sizes a LUN when it is made: after an online extend LUN 1 is made again over
-    the same device (CHAP and ACL stay on the target), so READ CAPACITY shows the size."""
+    the same device (CHAP and ACL stay on the target), so READ CAPACITY shows the size;
+    the target is offline meanwhile, and a delete refused for commands in flight is
+    retried."""
     scripted.expect(SHOW, stdout=show((3, IQN, [0, 1]), acl=(INITIATOR,)))
-    scripted.expect([*TGTADM, "--op", "delete", "--mode", "logicalunit", "--tid", "3",
-                     "--lun", "1"])
+    scripted.expect(state(3, "offline"))
+    scripted.expect(DELETE_LUN3, stderr="tgtadm: this logical unit is still active",
+                    exit_code=22)
+    scripted.expect(DELETE_LUN3)
     scripted.expect([*TGTADM, "--op", "new", "--mode", "logicalunit", "--tid", "3",
                      "--lun", "1", "-b", DEV])
     scripted.expect([*TGTADM, "--op", "update", "--mode", "logicalunit", "--tid", "3",
                      "--lun", "1", "--params", WRITE_CACHE_OFF])
+    scripted.expect(state(3, "ready"))
     tgt.refresh_export(VolumeRef(VOL, 2, provider_auth=AUTH), DEV)
+    scripted.assert_done()
+
+
+DELETE_LUN3 = [*TGTADM, "--op", "delete", "--mode", "logicalunit", "--tid", "3", "--lun", "1"]
+
+
+def state(tid: int, value: str) -> list[str]:
+    return [*TGTADM, "--op", "update", "--mode", "target", "--tid", str(tid), "--name",
+            "state", "--value", value]
+
+
+def test_a_refresh_that_cannot_remake_the_lun_puts_the_target_back_online(
+        tgt, scripted) -> None:
+    scripted.expect(SHOW, stdout=show((3, IQN, [0, 1])))
+    scripted.expect(state(3, "offline"))
+    scripted.expect(DELETE_LUN3, stderr="tgtadm: out of memory", exit_code=1)
+    scripted.expect(state(3, "ready"))
+    with pytest.raises(exception.TargetError, match="out of memory"):
+        tgt.refresh_export(VolumeRef(VOL, 2, provider_auth=AUTH), DEV)
     scripted.assert_done()
 
 

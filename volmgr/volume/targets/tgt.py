@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,6 +41,9 @@ _ENTRY_LINE = re.compile(r"^        (\S+)\s*$")
 _ALREADY_GONE = ("can't find the target", "can't find the account",
                  "this access control rule does not exist")
 _ACL_EXISTS = "this access control rule already exists"
+_LUN_ACTIVE = "this logical unit is still active"
+#: Seconds a LUN refresh retries while tgtd says the LUN has commands in flight.
+_LUN_BUSY_WAIT = 10.0
 _TARGET_EXISTS = "this target already exists"
 # SCSI caching mode page with WCE cleared: what tgt-admin's "write-cache off" sets.
 _WRITE_CACHE_OFF = ("mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14"
@@ -162,18 +166,39 @@ class TgtAdm(base.TargetHelper):
     def refresh_export(self, volume: VolumeRef, device_path: str) -> None:
         """tgtd reads a backing store's size once, when the LUN is made: re-create LUN 1
         over the (grown) device, in place, so logged-in initiators read the new size on
-        their next READ CAPACITY. CHAP and the ACL stay bound to the target throughout."""
+        their next READ CAPACITY; sessions, CHAP and the ACL stay. Meanwhile the target
+        is offline, so tgtd answers new commands BUSY (initiators retry them) and no
+        command meets a missing LUN; the delete is retried while commands are in flight
+        (tgtd refuses it then)."""
         with self._lock():
             live = self._live_targets().get(self.iqn(volume.id))
             if live is None or self.lun not in live.luns:
                 return  # nothing exported: the next export is made at the new size
             tid = str(live.tid)
-            self._tgtadm("--op", "delete", "--mode", "logicalunit", "--tid", tid,
-                         "--lun", str(self.lun))
-            self._tgtadm("--op", "new", "--mode", "logicalunit", "--tid", tid,
-                         "--lun", str(self.lun), "-b", base.safe_path(device_path))
-            self._tgtadm("--op", "update", "--mode", "logicalunit", "--tid", tid,
-                         "--lun", str(self.lun), "--params", _WRITE_CACHE_OFF)
+            self._tgtadm("--op", "update", "--mode", "target", "--tid", tid,
+                         "--name", "state", "--value", "offline")
+            try:
+                self._remake_lun(volume.id, tid, base.safe_path(device_path))
+            finally:
+                self._tgtadm("--op", "update", "--mode", "target", "--tid", tid,
+                             "--name", "state", "--value", "ready")
+
+    def _remake_lun(self, volume_id: str, tid: str, device_path: str) -> None:
+        deadline = time.monotonic() + _LUN_BUSY_WAIT
+        while True:
+            result = self._tgtadm("--op", "delete", "--mode", "logicalunit", "--tid", tid,
+                                  "--lun", str(self.lun), check=False)
+            if result.exit_code == 0:
+                break
+            if _LUN_ACTIVE not in result.stderr or time.monotonic() > deadline:
+                raise exception.TargetError(
+                    reason=f"cannot refresh the LUN of {self.iqn(volume_id)}: "
+                    f"{result.stderr.strip()}")
+            time.sleep(0.01)  # commands still in flight finish within milliseconds
+        self._tgtadm("--op", "new", "--mode", "logicalunit", "--tid", tid,
+                     "--lun", str(self.lun), "-b", device_path)
+        self._tgtadm("--op", "update", "--mode", "logicalunit", "--tid", tid,
+                     "--lun", str(self.lun), "--params", _WRITE_CACHE_OFF)
 
     def list_exported_volume_ids(self) -> set[str]:
         ids = set()
