@@ -129,6 +129,8 @@ class LVMShell:
                 if key.fd == self._stderr:
                     if data:
                         LOG.debug("lvm shell stderr: %s", data.decode(errors="replace").strip())
+                        if b"[y/n]" in data:
+                            self._answer_no()  # as a process without a terminal would
                     continue
                 if not data:
                     raise ShellDied("the lvm shell exited")
