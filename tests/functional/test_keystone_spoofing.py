@@ -82,9 +82,13 @@ def test_client_identity_headers_never_raise_a_members_rights(
                       json={"volume": {"size": 1, "name": "forged"}})
     assert made.status_code == 202, made.text
     volume = made.json()["volume"]
-    assert (volume["user_id"], volume["os-vol-tenant-attr:tenant_id"]) == (cloud.alice.id, a)
+    stored = cloud.db.volume_get(volume["id"])
+    assert (stored.user_id, stored.project_id) == (cloud.alice.id, a)
+    shown = cloud.http("GET", f"/v3/{a}/volumes/{volume['id']}", alice, headers=claims)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["volume"]["os-vol-tenant-attr:tenant_id"] == a
     # Only admins see the host attribute: alice is not one.
-    assert "os-vol-host-attr:host" not in volume
+    assert "os-vol-host-attr:host" not in shown.json()["volume"]
 
     # all_tenants is an admin's view: with forged admin roles alice still sees only A.
     for path in (f"/v3/{a}/volumes/detail?all_tenants=1",
