@@ -379,3 +379,29 @@ def test_recovery_undoes_a_connect_that_never_stored_its_connection_info(
     assert db.attachment_get(att["id"]).attach_status == "reserved"
     assert vol not in driver.exports and not driver.acl.get(vol)
     assert status(db, vol) == "reserved"
+
+
+def test_list_pages_newest_first_by_default_and_admins_see_every_project(
+        api: Any, db: Database, driver: AclDriver) -> None:
+    made = [post(api, {"attachment": {"volume_uuid": volume(db, driver),
+                                      "instance_uuid": f"s{n}"}}).json["attachment"]["id"]
+            for n in range(3)]
+    other = volume(db, driver, project="p2")
+    foreign = db.attachment_reserve(other, server_id="sx", project_id=None,
+                                    flow=states.FLOW_V3).id
+    page = h.call(api, "GET", "/v3/p1/attachments?limit=2", headers=V).json["attachments"]
+    assert [a["id"] for a in page] == made[::-1][:2]
+    rest = h.call(api, "GET", f"/v3/p1/attachments?limit=2&marker={page[-1]['id']}",
+                  headers=V).json["attachments"]
+    assert [a["id"] for a in rest] == [made[0]]
+    oldest = h.call(api, "GET", "/v3/p1/attachments?sort=created_at:asc&offset=1",
+                    headers=V).json["attachments"]
+    assert [a["id"] for a in oldest] == made[1:]
+    mine = h.call(api, "GET", "/v3/p1/attachments", headers=ADMIN).json["attachments"]
+    assert foreign not in {a["id"] for a in mine}
+    everyone = h.call(api, "GET", "/v3/p1/attachments?all_tenants=1",
+                      headers=ADMIN).json["attachments"]
+    assert foreign in {a["id"] for a in everyone}
+    reserved = h.call(api, "GET", "/v3/p1/attachments?status=attached",
+                      headers=V).json["attachments"]
+    assert reserved == []

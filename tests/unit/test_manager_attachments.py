@@ -64,7 +64,8 @@ def reserve(db: Database, volume_id: str, flow: str = states.FLOW_V3) -> str:
 
 
 def test_connect_exports_records_connection_info_and_keeps_the_volume_reserved(
-        manager: VolumeManager, db: Database, driver: RefreshingDriver) -> None:
+        manager: VolumeManager, db: Database, driver: RefreshingDriver,
+        sink: RecordingSink) -> None:
     volume_id = new_volume(db, driver)
     attachment_id = reserve(db, volume_id)
     info = manager.connect_attachment(CTX, volume_id, attachment_id, {"initiator": INI})
@@ -75,6 +76,7 @@ def test_connect_exports_records_connection_info_and_keeps_the_volume_reserved(
         "attaching", info, {"initiator": INI})
     assert volume_id in driver.exports
     assert db.volume_get(volume_id).status == "reserved"
+    assert sink.events()[-2:] == ["volume.attach.start", "volume.attach.end"]
 
 
 def test_a_failed_connect_admits_nothing_and_travels_back_as_a_volmgr_error(

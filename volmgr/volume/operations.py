@@ -228,6 +228,9 @@ class Operations:
             raise exception.Conflict(f"Attachment {attachment_id} was ended meanwhile.")
         LOG.info("Volume %s: attachment %s admitted initiator %s", volume.id,
                  attachment_id, connector.get("initiator") or "(any, with CHAP)")
+        # As the reference does once the connection is made (the client completes later).
+        self._notify_volume(ctx, "volume.attach.end", volume.id,
+                            instance_uuid=attachment.server_id)
         return info
 
     def disconnect(self, ctx: RequestContext, volume_id: str,
