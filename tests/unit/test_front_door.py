@@ -479,6 +479,16 @@ def test_9_oversized_headers_are_a_431_fault_in_xml_when_asked(served: Served) -
     assert fault.tag.endswith("requestHeaderFieldsTooLarge") and fault.get("code") == "431"
 
 
+def test_9_a_body_over_the_limit_is_a_413_fault_naming_the_limit(
+        served: Served, conf: cfg.ConfigOpts) -> None:
+    limit = conf.api.max_request_body_size
+    status, _headers, body = split(served.exchange(
+        b"POST /v3/p1/volumes HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % (limit + 1)))
+    assert status == 413
+    assert f"larger than {limit} bytes" in json.loads(body)["requestEntityTooLarge"]["message"]
+
+
 def test_9_an_unknown_transfer_coding_is_a_501_fault(served: Served) -> None:
     status, _headers, body = split(served.exchange(
         b"POST /v3/p1/volumes HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n"))

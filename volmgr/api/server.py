@@ -137,6 +137,9 @@ class _FaultTask(ErrorTask):
         # waitress quotes the offending line in some messages: it may hold a token,
         # so only the sentence before the quote is told (and logged).
         detail = str(error.body).split('"', 1)[0].strip().rstrip(".")
+        if error.code == 413:  # waitress's own limit is one byte over the app's
+            detail = f"the body is larger than {self.channel.adj.max_request_body_size - 1} " \
+                "bytes"
         message = f"{error.reason}: {detail}." if detail else f"{error.reason}."
         status, body, content_type = fault_document(path, accept, error.code, message)
         LOG.info("%s answered %s: %s", _printable(self.channel.addr[0]), status,
