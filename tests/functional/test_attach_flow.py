@@ -31,7 +31,7 @@ from tests.functional.storage_env import (  # noqa: F401
     read_capacity,
     tgtd,
 )
-from tests.functional.test_walkthrough import Walk
+from tests.functional.test_walkthrough import Walk, table_value
 from tests.functional.volume_daemon import Daemon, wait_for
 from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeRef
@@ -136,10 +136,33 @@ def test_v3_attachments_at_354_export_admit_only_the_connector_and_extend_online
     walk.wait("volume", volume_id, "in-use", size=2)
     assert walk.sees(info, INI1) == 2 * GiB
 
+    # The cinder CLI's own attachment commands at 3.54 read the same attachment.
+    cli = ("--os-volume-api-version", "3.54")
+    assert reserved["id"] in walk.cinder(*cli, "attachment-list", "--volume-id", volume_id)
+    shown = walk.cinder(*cli, "attachment-show", reserved["id"])
+    assert "attached" in shown and "server-1" in shown
+
     remaining = cinder.attachments.delete(reserved["id"])
     assert remaining is not None
     walk.wait("volume", volume_id, "available")
     assert walk.iqns() == set() and walk.sees(info, INI1) is None
+
+
+def test_the_cinder_cli_attachment_commands_walk_the_flow(walk: AttachWalk) -> None:
+    cli = ("--os-volume-api-version", "3.54")
+    volume_id = walk.new_volume()
+    created = walk.cinder(*cli, "attachment-create", "--connect", "True",
+                          "--initiator", INI1, "--ip", "127.0.0.1", "--host", "compute-9",
+                          "--mode", "rw", volume_id, "server-9")
+    attachment_id = table_value(created, "id")
+    assert table_value(created, "status") == "attaching"
+    walk.cinder(*cli, "attachment-complete", attachment_id)
+    assert walk.status(volume_id) == "in-use"
+    info = walk.client().attachments.show(attachment_id).connection_info
+    assert walk.sees(info, INI1) == GiB and walk.sees(info, STRANGER) is None
+    walk.cinder(*cli, "attachment-delete", attachment_id)
+    walk.wait("volume", volume_id, "available")
+    assert walk.iqns() == set()
 
 
 def test_legacy_actions_and_the_v3_api_see_one_attachment(walk: AttachWalk) -> None:
