@@ -189,6 +189,8 @@ def run_against(server: Server, label: str, workers_booted: Callable[[], int]) -
     assert server.popen.poll() is None
     text = server.text()
     assert "WORKER TIMEOUT" not in text and "was sent SIGKILL" not in text
+    # Clients that leave are INFO lines, never errors or tracebacks.
+    assert "Traceback" not in text and " ERROR " not in text, text[-3000:]
     assert workers_booted() == booted, "a worker was restarted"
     # The crowd was held, not refused: the server closes idle connections only after
     # CLIENT_TIMEOUT (30 s) of silence and partial requests after REQUEST_DEADLINE.
