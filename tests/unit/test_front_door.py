@@ -544,6 +544,15 @@ def test_the_access_log_is_one_line_per_request_without_headers(
     assert "u1:p1" not in lines[0]
 
 
+def test_a_local_tls_proxy_may_say_the_scheme(served: Served) -> None:
+    status, _headers, body = split(served.exchange(
+        b"GET /v3 HTTP/1.1\r\nHost: api.example\r\nX-Forwarded-Proto: https\r\n"
+        b"Connection: close\r\n\r\n"))
+    assert status == 200
+    links = json.loads(body)["version"]["links"]
+    assert {"rel": "self", "href": "https://api.example/v3/"} in links
+
+
 # -- noauth says what it trusts --------------------------------------------------------
 
 

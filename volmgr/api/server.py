@@ -103,8 +103,12 @@ def adjustments(conf: cfg.ConfigOpts) -> Adjustments:
         ident="volmgr",
         expose_tracebacks=False,
         log_socket_errors=False,
-        # The proxy headers a deployment trusts are the load balancer's business.
-        clear_untrusted_proxy_headers=False,
+        # As gunicorn did: a TLS-terminating proxy on this host may say the scheme
+        # (links then read https://); nobody else may.
+        trusted_proxy="127.0.0.1",
+        trusted_proxy_headers={"x-forwarded-proto"},
+        clear_untrusted_proxy_headers=True,
+        log_untrusted_proxy_headers=False,
     )
 
 
