@@ -347,6 +347,14 @@ class RPCVersionCapped(VolmgrError):
     )
 
 
+class ServiceIsUp(Conflict):
+    """Raised when an operation meant for a dead host (``service remove``) finds its
+    service still heartbeating."""
+
+    message = ("Service %(host)s %(binary)s is up (it heartbeated within the last "
+               "%(down_time)s s); stop it first")
+
+
 class ServiceUnavailable(VolmgrError):
     """Raised when the message bus cannot be reached within the bounded retry."""
 

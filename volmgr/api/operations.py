@@ -153,6 +153,7 @@ class Operations:
                     expected=states.SNAP_AVAILABLE)
             # A volume made from a snapshot lives on the snapshot's backend.
             host, source_size, what = snapshot.host, snapshot.size, "snapshot's"
+            self._require_up(host)
         elif source_volid is not None:
             self.rpcapi.require_version("create_volume",
                                         rpcapi_mod.CREATE_FROM_SOURCE_VERSION)
@@ -162,6 +163,7 @@ class Operations:
                     volume_id=source_volid, status=source.status,
                     expected=", ".join(states.CAN_CLONE_FROM))
             host, source_size, what = source.host, source.size, "source volume's"
+            self._require_up(host)
         if source_size is not None:
             if size is None:
                 size = source_size
@@ -197,6 +199,7 @@ class Operations:
 
     def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
         volume = self.db.volume_get(volume_id, scope(ctx))
+        self._require_up(volume.host)
         self.db.volume_transition_or_raise(
             volume_id, states.CAN_DELETE_FROM,
             {"status": states.DELETING, "status_reason": None, "recovery_attempts": 0},
@@ -217,9 +220,12 @@ class Operations:
         if allow_in_use:
             from_statuses = states.CAN_EXTEND_ATTACHED_FROM
             current = self.db.volume_get(volume_id, scope(ctx))
+            self._require_up(current.host)
             if current.status == states.IN_USE:
                 self.rpcapi.require_version("extend_volume",
                                             rpcapi_mod.EXTEND_ATTACHED_VERSION)
+        else:
+            self._require_up(self.db.volume_get(volume_id, scope(ctx)).host)
         volume = self.db.volume_begin_extend(volume_id, new_size, project_id=scope(ctx),
                                              from_statuses=from_statuses)
         host = volume.host
@@ -233,6 +239,7 @@ class Operations:
     def attach(self, ctx: RequestContext, server_id: str, volume_id: str, *,
                device: str | None, connector: Mapping[str, Any] | None) -> models.VolumeAttachment:
         volume = self.db.volume_get(volume_id, scope(ctx))
+        self._require_up(volume.host)
         attachment = self.db.attachment_begin(volume_id, server_id=server_id, device=device,
                                               connector=connector, project_id=scope(ctx))
         host = volume.host
@@ -244,6 +251,7 @@ class Operations:
 
     def detach(self, ctx: RequestContext, server_id: str, volume_id: str) -> None:
         volume = self.db.volume_get(volume_id, scope(ctx))
+        self._require_up(volume.host)
         attachment = self.db.detach_begin(volume_id, server_id, project_id=scope(ctx))
         host = volume.host
         if host is None:  # pragma: no cover - an attached volume has a host
@@ -262,6 +270,7 @@ class Operations:
             raise exception.VolumeStatusConflict(
                 volume_id=volume_id, status=volume.status,
                 expected=f"{states.AVAILABLE} (or in-use with force=true)")
+        self._require_up(volume.host)
         snapshot = self.db.snapshot_create(
             volume_id, project_id=volume.project_id, user_id=ctx.user_id,
             display_name=name, display_description=description, metadata=metadata)
@@ -274,6 +283,7 @@ class Operations:
 
     def delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
         snapshot = self.db.snapshot_get(snapshot_id, scope(ctx))
+        self._require_up(snapshot.host)
         self.db.snapshot_transition_or_raise(
             snapshot_id, states.SNAP_CAN_DELETE_FROM,
             {"status": states.SNAP_DELETING, "status_reason": None, "recovery_attempts": 0},
@@ -286,6 +296,12 @@ class Operations:
                    lambda: self.rpcapi.delete_snapshot(ctx, host, snapshot_id))
 
     # -- helpers -------------------------------------------------------------------
+
+    def _require_up(self, host: str | None) -> None:
+        """503 naming the host, before anything is written, when the manager that owns
+        the resource is down (a row without a host has no manager to wait for)."""
+        if host is not None:
+            self.scheduler.require_up(host)
 
     @staticmethod
     def _cast(ctx: RequestContext, method: str, resource_id: str,

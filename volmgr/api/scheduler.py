@@ -26,6 +26,7 @@ from oslo_utils import strutils
 import volmgr
 from volmgr import exception, rpc
 from volmgr.db import Database
+from volmgr.db.services import is_up
 
 BINARY = rpc.TOPIC
 VENDOR_NAME = "Open Source"
@@ -205,3 +206,24 @@ class Scheduler:
                 f"is {best:g} GiB)")
         # Ties go to the host name, so the choice is deterministic for tests and logs.
         return max(fitting, key=lambda c: (c.free_gb, c.host)).host
+
+    def require_up(self, host: str) -> None:
+        """ServiceUnavailable (503) naming ``host`` when the volume service that owns a
+        volume is down: stopped cleanly (it marked itself down), silent for
+        ``service_down_time``, or never run. Checked before anything is written, so an
+        operation on a volume of a dead host fails at once instead of sitting in a
+        transitional status until the host returns (docs/scaling.md)."""
+        try:
+            service = self.db.service_get(host, BINARY)
+        except exception.NotFound:
+            raise exception.ServiceUnavailable(
+                reason=f"no volume service has ever run on storage host {host}") from None
+        if is_up(service, self.conf.service_down_time):
+            return
+        if service.last_heartbeat is None:
+            why = "was stopped"
+        else:
+            why = f"sent no heartbeat for {self.conf.service_down_time} s"
+        raise exception.ServiceUnavailable(
+            reason=f"the volume service of storage host {host} is down (it {why}); "
+            "try again when it is back")

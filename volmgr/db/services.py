@@ -64,6 +64,20 @@ class ServiceQueries(DatabaseCore):
                 last_heartbeat=None, updated_at=models.utcnow()))
         self.run(work)
 
+    def service_delete(self, host: str, binary: str, down_time: int) -> None:
+        """Delete the row of a service that is down (``service remove``); ServiceIsUp if
+        it heartbeated within ``down_time`` seconds, checked in the same transaction."""
+        def work(session: Session) -> None:
+            row = session.execute(sa.select(models.Service).where(
+                models.Service.host == host,
+                models.Service.binary == binary)).scalar_one_or_none()
+            if row is None:
+                raise exception.ServiceNotFound(host=host, binary=binary)
+            if is_up(row, down_time):
+                raise exception.ServiceIsUp(host=host, binary=binary, down_time=down_time)
+            session.delete(row)
+        self.run(work)
+
     def service_list(self, binary: str | None = None) -> list[models.Service]:
         def work(session: Session) -> list[models.Service]:
             query = sa.select(models.Service).order_by(models.Service.host,

@@ -85,6 +85,10 @@ class VolumeService:
         self._stopping.set()
         if self._server is not None:
             self._server.stop()
+        # Down at once: the scheduler sends no new volume here, and the API answers 503
+        # for operations on this host's volumes instead of queueing them, while in-flight
+        # work drains (marked again below, in case a heartbeat was being written now).
+        self._mark_stopped()
         drained = self.manager.wait_idle(timeout)
         if drained:
             LOG.info("In-flight operations finished")
@@ -96,18 +100,22 @@ class VolumeService:
             self._server.wait()
         for thread in self._threads:
             thread.join(timeout=5)
-        try:
-            # Down at once for service lists and the scheduler, not after
-            # service_down_time; the heartbeat loop has stopped, so nothing undoes it.
-            self.db.service_stopped(self.host, BINARY)
-        except Exception as error:
-            LOG.warning("Could not record the stop in the services table: %s", error)
+        # The heartbeat loop has stopped now, so nothing undoes this one.
+        self._mark_stopped()
         for release in reversed(self._owned):
             try:
                 release()
             except Exception as error:
                 LOG.debug("Release failed: %s", error)
         return drained
+
+    def _mark_stopped(self) -> None:
+        """Down for service lists, the scheduler and the API from now on, not after
+        ``service_down_time`` without a heartbeat."""
+        try:
+            self.db.service_stopped(self.host, BINARY)
+        except Exception as error:
+            LOG.warning("Could not record the stop in the services table: %s", error)
 
     def alive(self) -> bool:
         """Whether every background loop is still running (the watchdog's question)."""
