@@ -263,12 +263,6 @@ class QoSSpecsExists(Conflict):
     message = "QoS specs %(name)s already exist."
 
 
-class ServiceExists(Conflict):
-    """Raised when registering a service row that already exists."""
-
-    message = "Service %(host)s %(binary)s already exists."
-
-
 # -- Limits ---------------------------------------------------------------------------
 
 

@@ -194,22 +194,6 @@ def test_heartbeat_registers_then_updates_a_service(db: Database) -> None:
         db.service_set_disabled("nowhere", "volmgr-volume", True)
 
 
-def test_unschedulable_volume_gives_quota_back_once(db: Database) -> None:
-    volume = db.volume_create(project_id="p1", user_id="u1", size=3)
-    other = _volume(db, size=2)
-    assert db.volume_fail_scheduling(volume.id, "No valid host was found: all full")
-    assert not db.volume_fail_scheduling(volume.id, "again")
-    failed = db.volume_get(volume.id)
-    assert (failed.status, failed.status_reason) == (
-        states.ERROR, "No valid host was found: all full")
-    assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 2}
-    db.volume_transition_or_raise(volume.id, states.CAN_DELETE_FROM,
-                                  {"status": states.DELETING})
-    assert db.volume_destroy(volume.id)
-    assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 2}
-    assert db.volume_get(other.id).quota_held
-
-
 def test_a_failed_extend_can_be_retried(db: Database) -> None:
     volume = _volume(db, size=2)
     db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})

@@ -133,10 +133,6 @@ def no_clone_being_made() -> sa.ColumnElement[bool]:
                               clones.c.status == states.CREATING)
 
 
-def stale(status_changed_at: datetime.datetime | None, older_than: datetime.datetime) -> bool:
-    return status_changed_at is None or status_changed_at <= older_than
-
-
 class VolumeQueries(DatabaseCore):
     """Everything the API, the manager and the CLI do to volume rows."""
 
@@ -310,29 +306,17 @@ class VolumeQueries(DatabaseCore):
             return won
         return self.run(work)
 
-    def volume_fail_scheduling(self, volume_id: str, reason: str) -> bool:
-        """creating → error for a volume no host can take, giving its quota back at once
-        (the row stays visible with its reason until the user deletes it)."""
-        def work(session: Session) -> bool:
-            volume = get_volume(session, volume_id)
-            won = conditional_update(
-                session, models.Volume, volume_id,
-                {"status": states.ERROR, "status_reason": reason, "quota_held": False},
-                expected_status=(states.CREATING,), where=(_volumes.c.quota_held == sa.true(),))
-            if won:
-                quota.release(session, volume.project_id,
-                              {quota.VOLUMES: 1, quota.GIGABYTES: volume.size})
-            return won
-        return self.run(work)
-
     def volumes_stuck(self, host: str, older_than: datetime.datetime) -> list[models.Volume]:
-        """This host's volumes in a transitional status since before ``older_than``."""
+        """This host's volumes in a transitional status since before ``older_than``
+        (without their attachments: recovery re-drives by id and status, and loading
+        them doubled the scan's time)."""
         def work(session: Session) -> list[models.Volume]:
             query = sa.select(models.Volume).where(
                 models.Volume.deleted == sa.false(), models.Volume.host == host,
                 models.Volume.status.in_(tuple(states.VOLUME_TRANSITIONAL)),
                 models.Volume.status_changed_at <= older_than,
-            ).order_by(models.Volume.status_changed_at)
+            ).order_by(models.Volume.status_changed_at).options(
+                sa.orm.raiseload(models.Volume.attachments))
             return list(session.execute(query).scalars())
         return self.run(work)
 
