@@ -30,6 +30,7 @@ setup(
         "gunicorn>=21.2",
         "waitress>=3.0",
         "tqdm>=4.66",
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "keystone": ["keystonemiddleware>=10.0"],

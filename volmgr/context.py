@@ -23,6 +23,8 @@ class RequestContext:
     user_id: str
     roles: tuple[str, ...] = ()
     request_id: str = dataclasses.field(default_factory=new_request_id)
+    #: When the API cast the request (epoch seconds), for the bus-lag metric.
+    sent_at: float | None = dataclasses.field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -43,6 +45,7 @@ class RequestContext:
             user_id=str(values.get("user_id") or ""),
             roles=tuple(values.get("roles") or ()),
             request_id=str(values.get("request_id") or new_request_id()),
+            sent_at=_seconds(values.get("sent_at")),
         )
 
     @classmethod
@@ -54,3 +57,10 @@ class RequestContext:
             roles=("admin",),
             request_id=request_id or new_request_id(),
         )
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

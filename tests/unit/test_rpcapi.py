@@ -4,6 +4,7 @@ rolling-upgrade cap that refuses what an old manager could not understand."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,10 +92,13 @@ def test_each_cast_goes_to_the_volume_topic_on_the_owning_host(
     api, recorder = _api(conf, transport, cast_retry=2)
     getattr(api, method)(CTX, "node-b", *args, **kwargs)
     [message] = recorder.sent
+    # The cast is stamped with its send time: the manager's bus-lag metric.
+    sent_at = message["context"]["sent_at"]
+    assert abs(sent_at - time.time()) < 60
     assert message == {
         "kind": "cast", "topic": "volmgr-volume", "server": "node-b", "version": version,
-        "method": method, "args": sent_args, "context": CTX.to_dict(), "retry": 2,
-        "timeout": None}
+        "method": method, "args": sent_args, "context": {**CTX.to_dict(), "sent_at": sent_at},
+        "retry": 2, "timeout": None}
 
 
 @pytest.mark.parametrize(("method", "answer"), [("get_capabilities", {"total_capacity_gb": 1.0}),
@@ -172,7 +176,9 @@ def test_a_real_fake_transport_cast_arrives_with_its_arguments(
     finally:
         server.stop()
         server.wait()
-    assert received == [(VOL, {"new_size": 9, **CTX.to_dict()})]
+    [(volume_id, sent)] = received
+    assert abs(sent.pop("sent_at") - time.time()) < 60  # the bus-lag metric's stamp
+    assert (volume_id, sent) == (VOL, {"new_size": 9, **CTX.to_dict()})
 
 
 def test_each_process_draws_its_own_reconnect_delay_and_the_config_file_wins(

@@ -34,6 +34,7 @@ from volmgr.api import (
     v3_types,
     wsgi,
 )
+from volmgr.api import metrics as api_metrics
 from volmgr.api import microversion as mv
 from volmgr.api.operations import CastingAPI, Operations
 from volmgr.api.v3_base import V3Deps
@@ -44,7 +45,7 @@ LOG = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: Paths served without authentication, also when keystonemiddleware is in front.
-PUBLIC_PATHS = ("/", "/v3", "/healthcheck", "/openapi.json")
+PUBLIC_PATHS = ("/", "/v3", "/healthcheck", "/openapi.json", "/metrics")
 
 
 def _printable(text: str) -> str:
@@ -71,6 +72,9 @@ class ApiApplication:
         max_size, max_limit = conf.api.max_volume_size, conf.api.osapi_max_limit
         seed.add_routes(self.router, self.ops, max_size, max_limit)
         deps = V3Deps(conf, db, self.ops, rpcapi)
+        self.metrics = api_metrics.MetricsMiddleware(
+            self._serve, [api_metrics.ServiceCollector(db, conf.service_down_time)],
+            expose=conf.api.expose_metrics)
         # Specific collections before the volume routes' catch-all ids.
         for module in (v3_types, v3_quotas, v3_transfers, v3_info, v3_messages,
                        v3_attachments, v3_snapshots, v3):
@@ -78,6 +82,10 @@ class ApiApplication:
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.metrics(environ, start_response)  # /metrics, then self._serve
+
+    def _serve(self, environ: dict[str, Any],
+               start_response: Callable[..., Any]) -> Iterable[bytes]:
         http = webob.Request(environ)
         response = self.handle(http)
         return response(environ, start_response)  # type: ignore[no-any-return]
@@ -102,6 +110,7 @@ class ApiApplication:
                 except mv.VersionError as error:
                     raise wsgi.HTTPError(error.fault, error.message) from None
             route, params, forced = self.router.match(http.method, path, version)
+            http.environ[api_metrics.ROUTE_KEY] = route.pattern  # the metrics' label
             fmt = wsgi.negotiate(http, route, forced)
             context = None
             if not route.public:

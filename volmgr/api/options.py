@@ -34,6 +34,10 @@ api_opts = [
                "os-initialize_connection, os-terminate_connection); past it the request "
                "answers 503 and the host's recovery finishes or undoes the work. Keep it "
                "below worker_timeout."),
+    cfg.BoolOpt("expose_metrics", default=True,
+                help="Serve Prometheus metrics at GET /metrics without authentication "
+                "(no series names a volume or a project; restrict the path at the load "
+                "balancer if it must not be reachable). See docs/operations.md."),
     cfg.FloatOpt("max_oversubscription_ratio", default=20.0, min=1.0,
                  help="For thin-provisioned hosts: how many times the physical capacity "
                  "may be promised to volumes when choosing a host."),

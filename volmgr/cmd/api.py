@@ -11,6 +11,7 @@ request.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from oslo_config import cfg
 
-from volmgr import config, log
+from volmgr import config, log, metrics
 from volmgr.api import auth
 
 LOG = logging.getLogger("volmgr.api")
@@ -43,6 +44,8 @@ class APIServer(BaseApplication):  # type: ignore[misc]
             "graceful_timeout": 30,
             "preload_app": False,
             "proc_name": "volmgr-api",
+            # Multiprocess metrics: a dead worker's live gauges are dropped.
+            "child_exit": lambda server, worker: metrics.worker_exited(worker.pid),
             "errorlog": "-",
             "loglevel": "info",
         }
@@ -71,5 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     auth.warn_if_noauth(conf)
     LOG.info("volmgr-api listening on %s:%d with %d worker(s)", conf.api.bind_host,
              conf.api.bind_port, conf.api.workers)
-    APIServer(conf).run()
+    # Before any worker forks: every worker writes its samples where /metrics sums them.
+    operator_dir = os.environ.get(metrics.MULTIPROC_ENV)
+    metrics_dir = metrics.enable_multiprocess()
+    try:
+        APIServer(conf).run()
+    finally:
+        metrics.cleanup_multiprocess(metrics_dir, created=not operator_dir)
     return 0

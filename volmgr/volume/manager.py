@@ -22,6 +22,7 @@ from oslo_config import cfg
 from volmgr import exception, rpc, states
 from volmgr.context import RequestContext
 from volmgr.db import Database, messages, models
+from volmgr.volume import metrics as volume_metrics
 from volmgr.volume import rpcapi, serial
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.notifications import VolumeNotifier
@@ -206,7 +207,7 @@ class VolumeManager:
                 future.set_result(func(*args))
             except BaseException as error:  # handed to the caller below
                 future.set_exception(error)
-        self._submit(key, job)
+        self._submit(key, job, kind=getattr(func, "__name__", "call"))
         try:
             return future.result()
         except exception.VolmgrError:
@@ -215,13 +216,16 @@ class VolumeManager:
             LOG.exception("%s failed", getattr(func, "__name__", func))
             raise exception.BackendError(reason=f"{type(error).__name__}: {error}") from None
 
-    def _submit(self, key: str, func: Callable[..., Any], *args: Any) -> None:
+    def _submit(self, key: str, func: Callable[..., Any], *args: Any,
+                kind: str | None = None) -> None:
         LOG.debug("Queued %s for volume %s", getattr(func, "__name__", func), key)
         # A failure the job records becomes a user message naming the request.
-        request_id = next((a.request_id for a in args if isinstance(a, RequestContext)),
-                          None)
-        self.executor.submit(key, messages.in_request_scope(
-            request_id, functools.partial(func, *args)))
+        ctx = next((a for a in args if isinstance(a, RequestContext)), None)
+        request_id = ctx.request_id if ctx is not None else None
+        volume_metrics.submit(
+            self.executor, key, self.host, kind or str(getattr(func, "__name__", "job")),
+            ctx.sent_at if ctx is not None else None,
+            messages.in_request_scope(request_id, functools.partial(func, *args)))
 
     def _create_key(self, volume_id: str, snapshot_id: str | None,
                     source_volid: str | None = None) -> str:

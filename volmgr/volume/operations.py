@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from volmgr import exception, states
+from volmgr import exception, metrics, states
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
 from volmgr.volume.driver import SnapshotRef, VolumeDriver, VolumeRef
@@ -101,6 +101,7 @@ class Operations:
         return volume
 
     def _failed(self, what: str, object_id: str, error: BaseException) -> str:
+        metrics.note_failure()  # the running job's outcome is "error"
         reference = uuid.uuid4().hex[:12]
         if isinstance(error, exception.VolmgrError):
             # volmgr errors are already redacted of secrets; this is the operator's copy.

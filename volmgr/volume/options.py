@@ -53,6 +53,11 @@ volume_opts = [
                "start as work arrives, so a bound above what the storage can run at once "
                "costs nothing while idle; keep it at or below the database pool "
                "(max_pool_size + max_overflow)."),
+    cfg.PortOpt("metrics_port", default=0,
+                help="TCP port on which volmgr-volume serves Prometheus metrics at "
+                "/metrics; 0 (the default) serves none. See docs/operations.md."),
+    cfg.HostAddressOpt("metrics_host", default="127.0.0.1",
+                       help="Address the metrics endpoint listens on (metrics_port)."),
     cfg.IntOpt("graceful_shutdown_timeout", default=60, min=0,
                help="Seconds SIGTERM waits for in-flight operations before exiting."),
 ]

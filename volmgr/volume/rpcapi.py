@@ -27,6 +27,7 @@ a rolling upgrade; the client then refuses to send a message that needs more.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from oslo_config import cfg
@@ -89,7 +90,8 @@ class VolumeAPI:
     def _cast(self, context: RequestContext, method: str, host: str,
               version: str | None = None, **kwargs: Any) -> None:
         cctxt = self._prepare(method, host, version)
-        cctxt.cast(context.to_dict(), method, **kwargs)
+        # sent_at: the manager's bus-lag metric (older managers ignore the key).
+        cctxt.cast({**context.to_dict(), "sent_at": time.time()}, method, **kwargs)
 
     def create_volume(self, context: RequestContext, host: str, volume_id: str,
                       snapshot_id: str | None = None,

@@ -15,8 +15,9 @@ from typing import Any
 
 from oslo_config import cfg
 
-from volmgr import exception, rpc
+from volmgr import exception, metrics, rpc
 from volmgr.db import Database
+from volmgr.volume import metrics as volume_metrics
 from volmgr.volume import notifications
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.manager import VolumeManager
@@ -57,6 +58,7 @@ class VolumeService:
         self._server: Any = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.metrics_endpoint: volume_metrics.Endpoint | None = None
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -72,6 +74,9 @@ class VolumeService:
         # Returns once the queue is declared and consumed: casts are no longer dropped.
         self._server.start()
         LOG.info("Consuming topic %s as server %s", rpc.TOPIC, self.host)
+        if self.conf.volume.metrics_port:
+            self.metrics_endpoint = volume_metrics.Endpoint(self.conf.volume.metrics_host,
+                                                            self.conf.volume.metrics_port)
         self._spawn("heartbeat", self.conf.volume.report_interval, self.report_state)
         self._spawn("recovery", self.conf.volume.recovery_interval, self.run_recovery,
                     run_first=True)
@@ -102,6 +107,8 @@ class VolumeService:
             thread.join(timeout=5)
         # The heartbeat loop has stopped now, so nothing undoes this one.
         self._mark_stopped()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
         for release in reversed(self._owned):
             try:
                 release()
@@ -136,10 +143,20 @@ class VolumeService:
             self.db.service_heartbeat(self.host, BINARY, rpc.TOPIC, capabilities)
         except Exception as error:
             LOG.warning("Heartbeat failed: %s", error)
+        volume_metrics.update_capacity(self.host, capabilities)
+        if self.metrics_endpoint is not None:
+            try:
+                volume_metrics.update_backend(self.host, self.driver)
+            except Exception as error:
+                LOG.warning("Could not read exports and sessions for metrics: %s", error)
 
     def run_recovery(self) -> None:
         try:
-            self.recovery.run_once()
+            report = self.recovery.run_once()
+            for _, status in report.redriven:
+                metrics.RECOVERY_REDRIVES.labels(self.host, status).inc()
+            for _, status in report.failed:
+                metrics.RECOVERY_GIVE_UPS.labels(self.host, status).inc()
         except exception.ServiceUnavailable:
             if not self._stopping.is_set():
                 raise
