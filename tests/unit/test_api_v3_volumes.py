@@ -417,3 +417,25 @@ def test_snapshot_force_delete_and_reported_progress(app: Any, db: Database,
     assert h.call(app, "POST", base, {"os-force_delete": {}}, **admin).status_int == 202
     assert db.snapshot_get(snapshot_id).status == states.SNAP_DELETING
     assert rpcapi.methods()[-1] == "delete_snapshot"
+
+
+@pytest.mark.parametrize("collection", ["volumes", "snapshots"])
+def test_a_deeply_nested_metadata_filter_is_400(app: Any, collection: str) -> None:
+    answer = h.call(app, "GET", f"/v3/p1/{collection}?metadata=" + "[" * 5000)
+    assert answer.status_int == 400
+    assert "metadata" in answer.json["badRequest"]["message"]
+
+
+def test_a_volume_of_an_encrypted_type_says_encrypted(app: Any, db: Database) -> None:
+    admin = {"token": ADMIN_TOKEN, "headers": ADMIN}
+    kind = h.call(app, "POST", "/v3/adm/types", {"volume_type": {"name": "luks"}},
+                  **admin).json["volume_type"]
+    made = h.call(app, "POST", f"/v3/adm/types/{kind['id']}/encryption",
+                  {"encryption": {"provider": "luks", "control_location": "front-end",
+                                  "cipher": "aes-xts-plain64", "key_size": 256}}, **admin)
+    assert made.status_int == 200, made.text
+    created = create(app, volume_type="luks")
+    assert created["encrypted"] is True
+    assert create(app)["encrypted"] is False
+    listed = h.call(app, "GET", "/v3/p1/volumes/detail").json["volumes"]
+    assert {v["id"]: v["encrypted"] for v in listed}[created["id"]] is True

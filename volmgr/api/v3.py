@@ -25,7 +25,7 @@ from volmgr.api.v3_base import PREFIXES, V3Deps, next_link, require_admin
 from volmgr.api.v3_info import display_host
 from volmgr.api.v3_views import volume_summary_view, volume_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
-from volmgr.db import Database, types
+from volmgr.db import Database, models, types
 
 _CREATE_FIELDS = ("size", "name", "description", "display_name", "display_description",
                   "volume_type", "availability_zone", "metadata", "snapshot_id",
@@ -104,7 +104,10 @@ class VolumeController:
         except exception.VolumeNotFound:
             raise exception.NotFound(f"Marker {listing.marker} could not be found.") \
                 from None
-        views = [volume_view(req, vol, self.host_view) if detail
+        encrypted = (self.db.volume_types_encrypted(vol.volume_type_id for vol in volumes)
+                     if detail else set())
+        views = [volume_view(req, vol, self.host_view,
+                             encrypted=vol.volume_type_id in encrypted) if detail
                  else volume_summary_view(req, vol) for vol in volumes]
         body: dict[str, Any] = {"volumes": views}
         if volumes and len(volumes) == listing.limit:
@@ -134,7 +137,13 @@ class VolumeController:
 
     def show(self, req: ApiRequest) -> ApiResponse:
         volume = self.ops.get_volume(req.ctx, req.params["volume_id"])
-        return ApiResponse(200, {"volume": volume_view(req, volume, self.host_view)})
+        return ApiResponse(200, {"volume": self._view(req, volume)})
+
+    def _view(self, req: ApiRequest, volume: models.Volume, *,
+              extended: bool = True) -> dict[str, Any]:
+        encrypted = bool(self.db.volume_types_encrypted([volume.volume_type_id]))
+        return volume_view(req, volume, self.host_view, extended=extended,
+                           encrypted=encrypted)
 
     # -- create, update, delete ------------------------------------------------------
 
@@ -170,8 +179,7 @@ class VolumeController:
             multiattach=types.is_multiattach(volume_type),
             snapshot_id=_reference(snapshot_id, "snapshot_id"),
             source_volid=_reference(source_volid, "source_volid"))
-        return ApiResponse(202, {"volume": volume_view(req, volume, self.host_view,
-                                                       extended=False)})
+        return ApiResponse(202, {"volume": self._view(req, volume, extended=False)})
 
     def update(self, req: ApiRequest) -> ApiResponse:
         body = v.member(req.body, "volume")
@@ -189,8 +197,7 @@ class VolumeController:
         metadata = v.metadata(body["metadata"]) if "metadata" in body else None
         volume = self.edits.update_volume(req.ctx, req.params["volume_id"], fields,
                                           metadata)
-        return ApiResponse(200, {"volume": volume_view(req, volume, self.host_view,
-                                                       extended=False)})
+        return ApiResponse(200, {"volume": self._view(req, volume, extended=False)})
 
     def delete(self, req: ApiRequest) -> ApiResponse:
         volume_id = req.params["volume_id"]

@@ -81,6 +81,8 @@ def _metadata_filter(text: str) -> dict[str, str]:
     """``metadata={"k": "v"}`` as JSON or a Python-literal dict (what clients send)."""
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise v.bad("'metadata' filter is nested too deeply") from None
     except ValueError:
         try:
             value = ast.literal_eval(text)

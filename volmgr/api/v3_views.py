@@ -33,9 +33,10 @@ def attachment_summary(req: ApiRequest,
 
 
 def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
-                extended: bool = True) -> dict[str, Any]:
+                extended: bool = True, encrypted: bool = False) -> dict[str, Any]:
     """The volume as show and detail give it (``extended``), or as create and update
-    answer it (without the extension attributes)."""
+    answer it (without the extension attributes); ``encrypted`` when its type has an
+    encryption record."""
     admin = req.ctx.is_admin
     view: dict[str, Any] = {
         "id": volume.id, "name": volume.display_name, "status": volume.status,
@@ -47,7 +48,7 @@ def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
         "metadata": _volume_metadata(volume),
         "links": links(req, "volumes", volume.id, volume.project_id),
         "user_id": volume.user_id, "bootable": "true" if volume.bootable else "false",
-        "encrypted": False, "replication_status": None, "consistencygroup_id": None,
+        "encrypted": encrypted, "replication_status": None, "consistencygroup_id": None,
         "multiattach": bool(volume.multiattach),
         "attachments": [attachment_summary(req, a) for a in volume.attachments
                         if a.attach_status == states.ATTACH_ATTACHED],
