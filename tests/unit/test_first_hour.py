@@ -76,7 +76,7 @@ def test_every_document_or_file_a_file_names_exists() -> None:
 
 
 def test_the_architecture_document_covers_what_a_new_maintainer_asks() -> None:
-    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs/architecture.md").read_text(encoding="utf-8")
     for heading in ("## Layers, and who may import whom", "## The life of a create",
                     "## The state machine", "## Delivery and recovery: what is promised"):
         assert heading in text
