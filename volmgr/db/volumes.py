@@ -57,9 +57,12 @@ def release_extend_reservation(session: Session, volume: models.Volume) -> None:
                       {quota.GIGABYTES: volume.target_size - volume.size})
 
 
-def get_volume(session: Session, volume_id: str, project_id: str | None = None) -> models.Volume:
+def get_volume(session: Session, volume_id: str, project_id: str | None = None, *,
+               attachments: bool = True) -> models.Volume:
     query = sa.select(models.Volume).where(models.Volume.id == volume_id,
                                            models.Volume.deleted == sa.false())
+    if not attachments:
+        query = query.options(sa.orm.raiseload(models.Volume.attachments))
     if project_id is not None:
         query = query.where(models.Volume.project_id == project_id)
     volume = session.execute(query).scalar_one_or_none()
@@ -180,9 +183,13 @@ class VolumeQueries(DatabaseCore):
             return volume
         return self.run(work)
 
-    def volume_get(self, volume_id: str, project_id: str | None = None) -> models.Volume:
-        """The live volume, scoped to ``project_id`` when given; VolumeNotFound otherwise."""
-        return self.run(lambda s: get_volume(s, volume_id, project_id))
+    def volume_get(self, volume_id: str, project_id: str | None = None, *,
+                   attachments: bool = True) -> models.Volume:
+        """The live volume, scoped to ``project_id`` when given; VolumeNotFound otherwise.
+        ``attachments=False`` skips loading them (a second SELECT; reading them then
+        raises): for callers that need only the row, like the manager's create/delete."""
+        return self.run(lambda s: get_volume(s, volume_id, project_id,
+                                             attachments=attachments))
 
     def volume_list(self, project_id: str | None = None, *,
                     filters: Mapping[str, Any] | None = None,

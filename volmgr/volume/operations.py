@@ -87,10 +87,10 @@ class Operations:
         self.driver = driver
         self.notifier = notifier
 
-    def _volume_in(self, volume_id: str, expected: tuple[str, ...],
-                   action: str) -> models.Volume | None:
+    def _volume_in(self, volume_id: str, expected: tuple[str, ...], action: str,
+                   attachments: bool = True) -> models.Volume | None:
         try:
-            volume = self.db.volume_get(volume_id)
+            volume = self.db.volume_get(volume_id, attachments=attachments)
         except exception.VolumeNotFound:
             LOG.info("Volume %s is gone; %s is a no-op", volume_id, action)
             return None
@@ -112,7 +112,7 @@ class Operations:
 
     def create_volume(self, ctx: RequestContext, volume_id: str,
                        snapshot_id: str | None) -> None:
-        volume = self._volume_in(volume_id, (states.CREATING,), "create")
+        volume = self._volume_in(volume_id, (states.CREATING,), "create", attachments=False)
         if volume is None:
             return
         self.notifier.volume(ctx, "volume.create.start", volume)
@@ -142,7 +142,7 @@ class Operations:
             LOG.warning("Volume %s left 'creating' while it was created", volume_id)
 
     def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
-        volume = self._volume_in(volume_id, (states.DELETING,), "delete")
+        volume = self._volume_in(volume_id, (states.DELETING,), "delete", attachments=False)
         if volume is None:
             return
         self.notifier.volume(ctx, "volume.delete.start", volume)
