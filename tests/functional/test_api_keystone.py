@@ -151,7 +151,8 @@ def test_keystone_tokens_decide_project_and_roles_of_a_real_volmgr_api(
     created = cloud.create(alice, a, "alice-vol")
     assert created.status_code == 202, created.text
     volume = created.json()["volume"]
-    assert (volume["user_id"], volume["os-vol-tenant-attr:tenant_id"]) == (cloud.alice.id, a)
+    shown = cloud.http("GET", f"/v3/{a}/volumes/{volume['id']}", alice).json()["volume"]
+    assert (shown["user_id"], shown["os-vol-tenant-attr:tenant_id"]) == (cloud.alice.id, a)
     assert cloud.db.volume_get(volume["id"]).project_id == a
     assert cloud.listed(alice, f"/v3/{a}/volumes/detail") == {volume["id"]}
     seed = cloud.http("GET", f"/v1.1/{a}/os-volumes", alice)
@@ -170,8 +171,11 @@ def test_keystone_tokens_decide_project_and_roles_of_a_real_volmgr_api(
     spoofed = cloud.http("POST", f"/v3/{a}/volumes", alice, headers=claimed,
                          json={"volume": {"size": 1, "name": "spoofed"}})
     assert spoofed.status_code == 202, spoofed.text
+    spoofed_id = spoofed.json()["volume"]["id"]
+    assert cloud.db.volume_get(spoofed_id).project_id == a
     assert (spoofed.json()["volume"]["user_id"],
-            spoofed.json()["volume"]["os-vol-tenant-attr:tenant_id"]) == (cloud.alice.id, a)
+            cloud.http("GET", f"/v3/{a}/volumes/{spoofed_id}", alice).json()["volume"][
+                "os-vol-tenant-attr:tenant_id"]) == (cloud.alice.id, a)
     assert cloud.http("GET", f"/v3/{b}/volumes", alice, headers=claimed).status_code == 404
     # Identity headers without any token do not authenticate either.
     assert_refused_by_keystone(cloud.http("GET", f"/v3/{b}/volumes", headers=claimed),
