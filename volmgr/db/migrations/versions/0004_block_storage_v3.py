@@ -185,9 +185,35 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('migration_status', sa.String(length=255), nullable=True))
         batch_op.create_index(batch_op.f('ix_volumes_volume_type_id'), ['volume_type_id'], unique=False)
 
+    # Listing indexes: every filter and sort key the v3 API offers (docs/scaling.md).
+    for table, name, columns in _LISTING_INDEXES:
+        op.create_index(name, table, columns, unique=False)
+
+
+_LISTING_INDEXES = (
+    ('volumes', 'ix_volumes_project_listing', ['project_id', 'deleted', 'created_at', 'id']),
+    ('volumes', 'ix_volumes_listing', ['deleted', 'created_at', 'id']),
+    ('volumes', 'ix_volumes_display_name', ['display_name', 'id']),
+    ('volumes', 'ix_volumes_size', ['size', 'id']),
+    ('volumes', 'ix_volumes_user_id', ['user_id', 'id']),
+    ('volumes', 'ix_volumes_availability_zone', ['availability_zone', 'id']),
+    ('volumes', 'ix_volumes_bootable', ['bootable', 'id']),
+    ('volumes', 'ix_volumes_migration_status', ['migration_status', 'id']),
+    ('volumes', 'ix_volumes_updated_at', ['updated_at', 'id']),
+    ('snapshots', 'ix_snapshots_project_listing', ['project_id', 'deleted', 'created_at', 'id']),
+    ('snapshots', 'ix_snapshots_listing', ['deleted', 'created_at', 'id']),
+    ('snapshots', 'ix_snapshots_display_name', ['display_name', 'id']),
+    ('snapshots', 'ix_snapshots_size', ['size', 'id']),
+    ('snapshots', 'ix_snapshots_user_id', ['user_id', 'id']),
+    ('snapshots', 'ix_snapshots_updated_at', ['updated_at', 'id']),
+    ('volume_attachments', 'ix_volume_attachments_listing', ['deleted', 'created_at', 'id']),
+)
 
 
 def downgrade() -> None:
+    for table, name, _columns in reversed(_LISTING_INDEXES):
+        op.drop_index(name, table_name=table)
+
     with op.batch_alter_table('volumes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_volumes_volume_type_id'))
         batch_op.drop_column('migration_status')
