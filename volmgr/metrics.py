@@ -79,11 +79,6 @@ THIN_METADATA = Gauge("volmgr_thin_pool_metadata_ratio", "Used fraction (0-1) of
 EXPORTS = Gauge("volmgr_exports", "iSCSI targets this host exports.", ["host"])
 ISCSI_SESSIONS = Gauge("volmgr_iscsi_sessions", "iSCSI sessions (I_T nexuses) logged in to "
                        "this host's targets.", ["host"])
-UNEXPLAINED_LVS = Gauge("volmgr_unexplained_lvs", "Volumes or snapshots on the backend that "
-                        "no database row explains (reported by reconcile, never deleted "
-                        "without volmgr-manage reconcile --fix).", ["host"])
-RECONCILE_REPAIRS = Counter("volmgr_reconcile_repairs", "Drift the continuous reconcile "
-                            "put back, by kind.", ["host", "kind"])
 
 # -- helpers ------------------------------------------------------------------------------
 

@@ -250,3 +250,15 @@ def test_tgtd_listing_gives_exports_and_iscsi_sessions() -> None:
     volume_metrics.update_backend("tgt-node", Driver())  # type: ignore[arg-type]
     assert registry_value("volmgr_exports", host="tgt-node") == 2
     assert registry_value("volmgr_iscsi_sessions", host="tgt-node") == 2
+
+
+def test_the_operations_guide_documents_every_series() -> None:
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    for collector in list(prometheus_client.REGISTRY._collector_to_names):
+        for family in collector.describe() if hasattr(collector, "describe") else []:
+            if family.name.startswith("volmgr_"):
+                suffix = "_total" if family.type == "counter" else ""
+                assert f"`{family.name}{suffix}`" in guide, family.name
+    for name in ("volmgr_service_heartbeat_age_seconds", "volmgr_service_up",
+                 "volmgr_service_disabled"):
+        assert f"`{name}`" in guide
