@@ -412,3 +412,86 @@ def test_every_fault_and_any_new_one_renders_as_compute_xml() -> None:
         assert element.tag == name and element.get("code") == "418"
         assert element.find("message") is not None
         assert ET.tostring(element)
+
+
+# -- tests that notice a break: holes a mutation run of volmgr/api/seed.py found ---------
+
+def _seed_volume(app: Any, db: Database, token: str = h.TOKEN, project: str = "p1") -> str:
+    answer = h.call(app, "POST", f"/v1.1/{project}/os-volumes", {"volume": {"size": 1}},
+                    token=token)
+    assert answer.status_int == 200, answer.text
+    h.finish(db, answer.json["volume"]["id"])
+    return str(answer.json["volume"]["id"])
+
+
+def test_the_compute_list_pages_exactly_by_limit_and_offset(app: Any, db: Database) -> None:
+    for _ in range(4):
+        _seed_volume(app, db)
+    everything = h.call(app, "GET", "/v1.1/p1/os-volumes")
+    assert everything.status_int == 200
+    order = [v["id"] for v in everything.json["volumes"]]
+    assert len(order) == 4
+
+    def page(query: str) -> list[str]:
+        answer = h.call(app, "GET", f"/v1.1/p1/os-volumes/detail?{query}")
+        assert answer.status_int == 200
+        return [v["id"] for v in answer.json["volumes"]]
+
+    assert page("limit=2&offset=1") == order[1:3]
+    assert page("limit=1") == order[:1]
+    assert page("offset=3") == order[3:]
+    assert page("limit=0") == []
+
+
+def test_only_an_admin_asking_for_all_tenants_sees_other_projects(app: Any,
+                                                                  db: Database) -> None:
+    mine = _seed_volume(app, db)
+    theirs = _seed_volume(app, db, token=h.OTHER_TOKEN, project="p2")
+    asked = h.call(app, "GET", "/v1.1/p1/os-volumes?all_tenants=1")
+    assert [v["id"] for v in asked.json["volumes"]] == [mine]
+    admin = h.call(app, "GET", "/v1.1/p1/os-volumes?all_tenants=1",
+                   headers={"X-Roles": "admin"})
+    assert {v["id"] for v in admin.json["volumes"]} == {mine, theirs}
+    plain = h.call(app, "GET", "/v1.1/p1/os-volumes", headers={"X-Roles": "admin"})
+    assert [v["id"] for v in plain.json["volumes"]] == [mine]
+
+
+def test_a_servers_attachments_are_its_own(app: Any, db: Database) -> None:
+    volume_id = _seed_volume(app, db)
+    attach = h.call(app, "POST", "/v1.1/p1/servers/srv-a/os-volume_attachments",
+                    {"volumeAttachment": {"volumeId": volume_id, "device": "/dev/vdb"}})
+    assert attach.status_int == 202, attach.text
+    listed = h.call(app, "GET", "/v1.1/p1/servers/srv-a/os-volume_attachments")
+    assert listed.status_int == 200
+    assert [a["volumeId"] for a in listed.json["volumeAttachments"]] == [volume_id]
+    other = h.call(app, "GET", "/v1.1/p1/servers/srv-b/os-volume_attachments")
+    assert other.json["volumeAttachments"] == []
+    shown = h.call(app, "GET", f"/v1.1/p1/servers/srv-a/os-volume_attachments/{volume_id}")
+    assert shown.status_int == 200 and shown.json["volumeAttachment"]["serverId"] == "srv-a"
+    wrong = h.call(app, "GET", f"/v1.1/p1/servers/srv-b/os-volume_attachments/{volume_id}")
+    assert wrong.status_int == 404
+
+
+def test_an_attach_body_that_contradicts_itself_is_refused_naming_the_field(
+        app: Any, db: Database) -> None:
+    volume_id = _seed_volume(app, db)
+    path = "/v1.1/p1/servers/srv-a/os-volume_attachments"
+    cases = [
+        ({"volumeId": volume_id, "serverId": "srv-z"}, "'serverId'"),
+        ({"volumeId": volume_id, "id": "00000000-0000-0000-0000-000000000000"}, "'id'"),
+        ({"volumeId": "not-a-uuid"}, "volumeId"),
+        ({"volumeId": volume_id, "colour": "red"}, "volumeAttachment"),
+    ]
+    for body, named in cases:
+        answer = h.call(app, "POST", path, {"volumeAttachment": body})
+        assert answer.status_int == 400, (body, answer.text)
+        assert named in answer.json["badRequest"]["message"], (body, answer.text)
+    matching = {"volumeId": volume_id, "serverId": "srv-a", "id": volume_id}
+    assert h.call(app, "POST", path, {"volumeAttachment": matching}).status_int == 202
+
+
+def test_reads_of_the_compute_face_answer_200(app: Any, db: Database) -> None:
+    volume_id = _seed_volume(app, db)
+    for path in ("/v1.1/p1/extensions", "/v1.1/p1/extensions/os-volumes",
+                 f"/v1.1/p1/os-volumes/{volume_id}", "/v1.1/p1/os-volumes/detail"):
+        assert h.call(app, "GET", path).status_int == 200, path
