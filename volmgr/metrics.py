@@ -77,6 +77,13 @@ THIN_DATA = Gauge("volmgr_thin_pool_data_ratio", "Used fraction (0-1) of the thi
 THIN_METADATA = Gauge("volmgr_thin_pool_metadata_ratio", "Used fraction (0-1) of the thin "
                       "pool's metadata space.", ["host", "vg", "pool"])
 EXPORTS = Gauge("volmgr_exports", "iSCSI targets this host exports.", ["host"])
+UNEXPLAINED_LVS = Gauge("volmgr_unexplained_lvs", "Volumes on the backend that no database row "
+                        "of this host explains, as the last reconcile pass found them "
+                        "(reported, never deleted without volmgr-manage reconcile --fix).",
+                        ["host"])
+RECONCILE_REPAIRS = Counter("volmgr_reconcile_repairs", "Drift the continuous reconcile "
+                            "repaired, by kind (export_rebuilt, stale_export_removed).",
+                            ["host", "kind"])
 ISCSI_SESSIONS = Gauge("volmgr_iscsi_sessions", "iSCSI sessions (I_T nexuses) logged in to "
                        "this host's targets.", ["host"])
 

@@ -189,6 +189,10 @@ class VolumeManager:
         self._submit(snapshot.volume_id, self.db.snapshot_transition, snapshot.id,
                      (snapshot.status,), {"status": target, "status_reason": reason})
 
+    def run_in_turn(self, volume_id: str, func: Callable[..., Any], *args: Any) -> None:
+        """Queue maintenance work (reconcile) in ``volume_id``'s turn."""
+        self._submit(volume_id, func, *args, kind=f"reconcile{getattr(func, '__name__', '')}")
+
     def ensure_export(self, volume: models.Volume) -> None:
         """Re-create the export of an attached volume if it is missing (start-up)."""
         self._submit(volume.id, self.ops.ensure_export, volume.id)

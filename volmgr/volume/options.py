@@ -53,6 +53,15 @@ volume_opts = [
                "start as work arrives, so a bound above what the storage can run at once "
                "costs nothing while idle; keep it at or below the database pool "
                "(max_pool_size + max_overflow)."),
+    cfg.IntOpt("reconcile_interval", default=300, min=0,
+               help="Seconds between comparisons of this host's exports and volumes with "
+               "the database: missing or drifted exports of attached volumes are "
+               "repaired, stale exports removed after reconcile_grace, unexplained "
+               "volumes reported (never deleted). 0 turns it off. See "
+               "docs/operations.md."),
+    cfg.IntOpt("reconcile_grace", default=600, min=0,
+               help="Seconds an export no live attachment explains must stay so, seen by "
+               "successive reconcile passes, before reconcile removes it."),
     cfg.PortOpt("metrics_port", default=0,
                 help="TCP port on which volmgr-volume serves Prometheus metrics at "
                 "/metrics; 0 (the default) serves none. See docs/operations.md."),

@@ -21,6 +21,7 @@ from volmgr.volume import metrics as volume_metrics
 from volmgr.volume import notifications
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.manager import VolumeManager
+from volmgr.volume.reconcile import Reconciler
 from volmgr.volume.recovery import Recovery
 
 LOG = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class VolumeService:
         self.transport = transport
         self.manager = VolumeManager(conf, db, driver, notifier, host=self.host)
         self.recovery = Recovery(conf, db, self.manager)
+        self.reconciler = Reconciler(db, driver, self.manager, conf.volume.reconcile_grace)
         self._server: Any = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -80,6 +82,8 @@ class VolumeService:
         self._spawn("heartbeat", self.conf.volume.report_interval, self.report_state)
         self._spawn("recovery", self.conf.volume.recovery_interval, self.run_recovery,
                     run_first=True)
+        if self.conf.volume.reconcile_interval:
+            self._spawn("reconcile", self.conf.volume.reconcile_interval, self.run_reconcile)
 
     def stop(self, timeout: float) -> bool:
         """Stop consuming, wait up to ``timeout`` s for in-flight work, release resources.
@@ -164,6 +168,16 @@ class VolumeService:
         except Exception:
             LOG.exception("Recovery pass failed; retrying in %s s",
                           self.conf.volume.recovery_interval)
+
+    def run_reconcile(self) -> None:
+        try:
+            self.reconciler.run_once()
+        except exception.ServiceUnavailable:
+            if not self._stopping.is_set():
+                raise
+        except Exception:
+            LOG.exception("Reconcile pass failed; retrying in %s s",
+                          self.conf.volume.reconcile_interval)
 
     def _spawn(self, name: str, interval: float, func: Callable[[], None],
                run_first: bool = False) -> None:
