@@ -495,3 +495,31 @@ def test_reads_of_the_compute_face_answer_200(app: Any, db: Database) -> None:
     for path in ("/v1.1/p1/extensions", "/v1.1/p1/extensions/os-volumes",
                  f"/v1.1/p1/os-volumes/{volume_id}", "/v1.1/p1/os-volumes/detail"):
         assert h.call(app, "GET", path).status_int == 200, path
+
+
+def test_a_compute_create_keeps_what_it_was_given_and_names_what_it_refuses(
+        app: Any, conf: Any) -> None:
+    path = "/v1.1/p1/os-volumes"
+    made = h.call(app, "POST", path, {"volume": {"size": 1, "availability_zone": "nova",
+                                                 "display_name": "kept"}})
+    assert made.status_int == 200, made.text
+    view = made.json["volume"]
+    assert (view["availabilityZone"], view["displayName"]) == ("nova", "kept")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}", view["createdAt"])
+
+    too_big = conf.api.max_volume_size + 1
+    refused = [
+        ({"size": too_big}, "'size'"),
+        ({"size": 1, "display_name": 5}, "'display_name'"),
+        ({"size": 1, "availability_zone": 5}, "'availability_zone'"),
+        ({"size": 1, "volume_type": 5}, "'volume_type'"),
+        ({"size": 1, "snapshot_id": "not-a-uuid"}, "snapshot_id"),
+        ({"size": 1, "colour": "red"}, "'volume'"),
+    ]
+    for body, named in refused:
+        answer = h.call(app, "POST", path, {"volume": body})
+        assert answer.status_int == 400, (body, answer.text)
+        assert named in answer.json["badRequest"]["message"], (body, answer.text)
+    missing = h.call(app, "POST", path, {"volume": {
+        "size": 1, "snapshot_id": "00000000-0000-0000-0000-000000000000"}})
+    assert missing.status_int == 404, missing.text  # a snapshot that is not there
