@@ -200,7 +200,7 @@ def test_prometheus_scrapes_the_api_and_the_volume_daemon(walk: AttachWalk,
 
 def test_the_alerting_rules_in_the_operations_guide_are_valid_rules(tmp_path: Path) -> None:
     _, promtool = prometheus_binaries()
-    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs/operations.md").read_text()
     section = guide[guide.index("### Example alerting rules"):]
     rules = section[section.index("```yaml\n") + 8:section.index("```\n", 8)]
     (tmp_path / "rules.yml").write_text(rules)

@@ -253,7 +253,7 @@ def test_tgtd_listing_gives_exports_and_iscsi_sessions() -> None:
 
 
 def test_the_operations_guide_documents_every_series() -> None:
-    guide = (ROOT / "docs" / "operations.md").read_text()
+    guide = (ROOT / "docs/operations.md").read_text()
     for collector in list(prometheus_client.REGISTRY._collector_to_names):
         for family in collector.describe() if hasattr(collector, "describe") else []:
             if family.name.startswith("volmgr_"):

@@ -11,7 +11,8 @@ compares its host's exports and volumes with what the database says should exist
   ``volmgr_unexplained_lvs``, and never changed: that is ``volmgr-manage reconcile
   --fix``'s decision, a person's.
 
-The comparison is ``volmgr.manage.reconcile.find_problems`` (the manual command's). Every
+The comparison is ``volmgr.volume.drift.find_problems``, the one ``volmgr-manage
+reconcile`` runs. Every
 repair is queued on the manager's keyed executor under the volume's id, so it runs in
 the volume's turn, between operations and never during one, and it reads the row again
 there before it touches anything.
@@ -24,7 +25,7 @@ import time
 
 from volmgr import metrics
 from volmgr.db import Database
-from volmgr.manage import reconcile as manual
+from volmgr.volume import drift as manual
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.manager import VolumeManager
 from volmgr.volume.operations import volume_ref
