@@ -1,5 +1,6 @@
 """Helpers of the chaos test: an HTTP client that files every answer in a ledger (and
-flags any 5xx, lost answer or fault without a proper body), what the test knows about
+flags any 5xx other than the documented "host is down" refusal, lost answer or fault
+without a proper body), what the test knows about
 the volumes it made, and inventories of the real storage (LVs, image files, tgtd
 targets). Test-only: it never changes product code or another test's resources.
 """
@@ -25,7 +26,7 @@ from volmgr.db import Database
 
 FAULT_NAMES = {"itemNotFound", "badRequest", "conflictingRequest", "overLimit",
                "requestEntityTooLarge", "unauthorized", "forbidden", "badMethod",
-               "notAcceptable", "badMediaType"}
+               "notAcceptable", "badMediaType", "serviceUnavailable"}
 VOLUME_FINAL = ("available", "in-use", "error", "error_deleting", "error_attaching",
                 "error_detaching", "error_extending")
 SNAPSHOT_FINAL = ("available", "error", "error_deleting")
@@ -46,6 +47,8 @@ class Ledger:
         problem = None
         if status == 0:
             problem = f"{op} {what}: no answer ({body})"
+        elif status == 503 and host_down_refusal(body):
+            pass  # the documented refusal while the owning host is down; nothing written
         elif status >= 500:
             problem = f"{op} {what}: {status} {body}"
         elif status >= 400 and not proper_fault(status, body):
@@ -71,6 +74,13 @@ class Ledger:
         lines = [f"  {op:<22} " + "  ".join(f"{code}x{n}" for code, n in codes.items())
                  for op, codes in sorted(by_op.items())]
         return "\n".join(lines)
+
+
+def host_down_refusal(body: Any) -> bool:
+    """The 503 an operation on a volume of a down storage host gets, before anything is
+    written (docs/scaling.md): a proper fault naming the host as down."""
+    return (proper_fault(503, body) and "serviceUnavailable" in body
+            and "is down" in body["serviceUnavailable"]["message"])
 
 
 def proper_fault(status: int, body: Any) -> bool:

@@ -8,7 +8,9 @@ choice is steered by toggling the file host's ``disabled`` flag, as an operator 
 Afterwards the promises of the standards must hold: no row stays transitional, every
 error carries a reason, no LV, image, snapshot copy or target is leaked or missing,
 quota usage is exactly what the live rows hold, every 2xx was done or visibly failed, no
-answer was a 5xx, and deleting everything through the API leaves nothing behind.
+answer was a 5xx (except the 503 that refuses, before writing anything, an operation on a
+volume whose storage host is down), and deleting everything through the API leaves
+nothing behind.
 """
 
 from __future__ import annotations
