@@ -22,7 +22,7 @@ from volmgr import config, exception, states
 from volmgr.cmd import state
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
-from volmgr.manage import reconcile, services, volumes
+from volmgr.manage import adopt, reconcile, services, volumes
 
 Command = Callable[[cfg.ConfigOpts], int]
 
@@ -139,6 +139,18 @@ COMMANDS: dict[str, dict[str, Action]] = {
         "force-delete": Action(volumes.volume_force_delete,
                                "Delete volumes whatever their status.",
                                (_arg("volume_ids", nargs="+", metavar="volume_id"),)),
+        "manageable": Action(adopt.volume_manageable,
+                             "LVs in this host's VG and whether each can be adopted."),
+        "manage": Action(adopt.volume_manage,
+                         "Adopt an LV of this host's VG as a new available volume "
+                         "(grown to whole GiB, renamed volume-<uuid>).", (
+            _arg("source_name", metavar="lv_name", help="The LV's current name."),
+            _arg("--project", required=True, help="Project that will own the volume "
+                 "(its quota is charged)."),
+            _arg("--name", dest="display_name", help="Volume name (default: the LV's)."))),
+        "unmanage": Action(adopt.volume_unmanage,
+                           "Forget an available volume; its LV is left in place.",
+                           (_VOLUME,)),
     },
     "reconcile": {
         "run": Action(reconcile.reconcile, "Compare DB and backend on this host.", (
@@ -214,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     conf.register_cli_opt(cfg.SubCommandOpt(
         "command", title="Commands", handler=_add_parsers,
         help="db sync|check|downgrade|version; service list|disable|enable|remove; "
-        "volume list|show|reset-state|force-delete; reconcile [--fix]"))
+        "volume list|show|reset-state|force-delete|manageable|manage|unmanage; "
+        "reconcile [--fix]"))
     config.parse_args(sys.argv[1:] if argv is None else argv, conf)
     fallback = _embedded_fallback(conf)
     handler = COMMANDS[conf.command.name][conf.command.action].handler
