@@ -523,3 +523,25 @@ def test_a_compute_create_keeps_what_it_was_given_and_names_what_it_refuses(
     missing = h.call(app, "POST", path, {"volume": {
         "size": 1, "snapshot_id": "00000000-0000-0000-0000-000000000000"}})
     assert missing.status_int == 404, missing.text  # a snapshot that is not there
+
+
+def test_compute_paging_and_attach_parameters_are_checked_by_name(app: Any, db: Database,
+                                                                 conf: Any) -> None:
+    volume_id = _seed_volume(app, db)
+    lists = "/v1.1/p1/os-volumes"
+    assert h.call(app, "GET", f"{lists}?offset=0").status_int == 200
+    too_many = conf.api.osapi_max_limit + 1
+    for query, named in ((f"limit={too_many}", "'limit'"), ("limit=x", "'limit'"),
+                         ("offset=-1", "'offset'"), ("offset=x", "'offset'")):
+        answer = h.call(app, "GET", f"{lists}?{query}")
+        assert answer.status_int == 400, query
+        assert named in answer.json["badRequest"]["message"], query
+    for word in ("1", "true", "True"):
+        admin = h.call(app, "GET", f"{lists}?all_tenants={word}", headers={"X-Roles": "admin"})
+        assert [v["id"] for v in admin.json["volumes"]] == [volume_id], word
+    path = "/v1.1/p1/servers/srv-a/os-volume_attachments"
+    for device in ("vdb", 7):
+        answer = h.call(app, "POST", path, {"volumeAttachment": {"volumeId": volume_id,
+                                                                 "device": device}})
+        assert answer.status_int == 400, device
+        assert "'device'" in answer.json["badRequest"]["message"], device
