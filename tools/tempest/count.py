@@ -133,6 +133,15 @@ def summarize(tests: dict[str, dict[str, Any]], listed: list[str] | None) -> dic
             "failures": failures, "skips": skips}
 
 
+def verdict(summary: dict[str, Any]) -> int:
+    """0 only for a clean run: nothing failed, no class fixture failed, nothing blocked
+    or left unrun, and at least one test passed."""
+    clean = (summary["failed"] == 0 and not summary["class_fixture_failures"]
+             and not summary["blocked"] and not summary["never_ran"]
+             and summary["passed"] > 0)
+    return 0 if clean else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stream", type=Path)
@@ -170,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         extra.append(f"{never} listed methods never ran")
     print(f"ran {summary['ran']}" + (f" ({'; '.join(extra)})" if extra else ""))
     print(line)
-    ok = (summary["failed"] == 0 and not fixtures and not blocked and not never
-          and summary["passed"] > 0)
-    return 0 if ok else 1
+    return verdict(summary)
 
 
 if __name__ == "__main__":
