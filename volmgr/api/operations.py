@@ -127,12 +127,13 @@ class Operations:
                       availability_zone: str | None = None,
                       volume_type: str | None = None,
                       volume_type_id: str | None = None,
+                      extra_specs: Mapping[str, str] | None = None,
                       multiattach: bool = False,
                       snapshot_id: str | None = None,
                       source_volid: str | None = None) -> models.Volume:
         """Write the new volume (with its quota) and cast its creation. ``size`` may be
         None when the volume is made from a snapshot or a source volume: it then has
-        their size."""
+        their size. ``extra_specs`` are the type's, when the caller already read them."""
         zone = self.conf.storage_availability_zone
         if availability_zone not in (None, zone):
             raise exception.InvalidInput(
@@ -174,8 +175,10 @@ class Operations:
             raise exception.InvalidInput(reason="'size' is required")
         if source_size is None:
             # The type's extra specs must match the chosen host's capabilities.
-            specs = (self.db.volume_type_get(volume_type_id).extra_specs or {}
-                     if volume_type_id is not None else {})
+            specs = extra_specs
+            if specs is None:
+                specs = (self.db.volume_type_get(volume_type_id).extra_specs or {}
+                         if volume_type_id is not None else {})
             try:
                 host = self.scheduler.choose_host(size, specs)
             except exception.NoValidHost as error:

@@ -176,6 +176,7 @@ class VolumeController:
             metadata=v.metadata(body.get("metadata")),
             availability_zone=v.text(body.get("availability_zone"), "availability_zone"),
             volume_type=volume_type.name, volume_type_id=volume_type.id,
+            extra_specs=dict(volume_type.extra_specs or {}),
             multiattach=types.is_multiattach(volume_type),
             snapshot_id=_reference(snapshot_id, "snapshot_id"),
             source_volid=_reference(source_volid, "source_volid"))
