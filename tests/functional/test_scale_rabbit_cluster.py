@@ -158,14 +158,15 @@ class Storm:
                     op, answer = "show", self.world.call("GET", f"/volumes/{target}")
                     size = mine[target]
             elapsed = time.monotonic() - started
+            change: dict[str, Any] = {"op": op, "id": target, "size": size,
+                                      "at": started + elapsed, "final_at": None}
             with self.lock:
                 self.done += 1
                 self.latencies.append((started, elapsed))
                 if answer.status_code >= 300:
                     self.faults.append((op, answer.status_code, answer.text[:200]))
                 elif op != "show":
-                    self.accepted.append({"op": op, "id": target, "size": size,
-                                          "at": started + elapsed, "final_at": None})
+                    self.accepted.append(change)
             if answer.status_code < 300 and target is not None:
                 if op == "delete":
                     mine.pop(target, None)
@@ -174,9 +175,25 @@ class Storm:
             time.sleep(rng.uniform(0.05, 0.3))
             # Wait for this client's own change to settle before touching it again.
             if answer.status_code < 300 and op in ("create", "extend") and target:
-                wait_for(lambda t=target: self.world.rows().get(t) is not None and
-                         self.world.rows()[t].status not in states.VOLUME_TRANSITIONAL,
-                         180, f"{op} of {target} to settle", 0.3)
+                wait_for(lambda: self.final(change), 300, f"{op} of {target} to settle",
+                         0.3)
+
+    def final(self, change: dict[str, Any]) -> bool:
+        """Whether the database shows ``change`` done (stamping when it first does)."""
+        with self.lock:
+            if change["final_at"] is not None:
+                return True
+        row = self.world.rows().get(change["id"])
+        if change["op"] == "delete":
+            done = row is None
+        else:
+            done = row is not None and row.status == states.AVAILABLE and \
+                row.size >= change["size"]
+        if done:
+            with self.lock:
+                if change["final_at"] is None:
+                    change["final_at"] = time.monotonic()
+        return done
 
     def watch(self, stop: threading.Event) -> None:
         """Stamp the moment each accepted change is visible as final."""
@@ -233,8 +250,14 @@ def test_storm_over_a_quorum_queue_cluster_survives_node_losses(
     storm_s = time.monotonic() - began
 
     # -- every accepted change reaches its final state -------------------------------
-    wait_for(lambda: all(c["final_at"] is not None for c in storm.accepted), 240,
-             "every accepted change to be final", 0.5)
+    try:
+        wait_for(lambda: all(c["final_at"] is not None for c in storm.accepted), 240,
+                 "every accepted change to be final", 0.5)
+    except AssertionError:
+        rows = world.rows()
+        pending = [(c["op"], c["id"], getattr(rows.get(c["id"]), "status", "gone"))
+                   for c in storm.accepted if c["final_at"] is None]
+        raise AssertionError(f"not final after 240 s: {pending}") from None
     stop_watch.set()
     events.append((f"start {other.name}", time.monotonic()))
     other.start_app()
