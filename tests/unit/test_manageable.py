@@ -136,3 +136,13 @@ def test_size_of_a_missing_lv_is_refused(make, scripted) -> None:
     scripted.expect(one_lv("gone"), **NOT_FOUND)
     with pytest.raises(exception.InvalidInput, match="no LV named gone"):
         manageable.manage_existing_get_size(driver, {"source-name": "gone"})
+
+
+def test_lvm_lists_its_snapshots_with_their_parent_volumes(make, scripted) -> None:
+    driver = make()
+    scripted.expect(LVS, stdout=lvs_out(
+        (f"volume-{VOL}", GiB, "", "", ""),
+        (f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", ""),
+        ("legacy-snap", GiB, f"volume-{VOL}", "", ""),        # not volmgr's name
+        (f"snapshot-{VOL2}", GiB, "legacy-data", "", "")))   # of an LV that is not ours
+    assert driver.list_snapshots() == {SNAP: VOL}

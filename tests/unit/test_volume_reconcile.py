@@ -133,3 +133,57 @@ def test_an_unexplained_volume_is_reported_and_left_alone(
     del driver.volumes[stranger]
     run(reconciler, manager, GRACE * 3)
     assert sample("volmgr_unexplained_lvs") == 0
+
+
+# -- snapshots (the continuous reconcile and volmgr-manage reconcile share the comparison)
+
+
+class SnapshotListingDriver(FakeDriver):
+    def list_snapshots(self) -> dict[str, str] | None:
+        return dict(self.snapshots)
+
+
+def test_snapshots_no_row_explains_and_rows_whose_snapshot_is_gone_are_found_and_fixed(
+        db: Database) -> None:
+    from volmgr.volume import drift
+    driver = SnapshotListingDriver()
+    parent = volume(db, driver, states.AVAILABLE, exported=False)
+    orphan = str(uuid.uuid4())
+    driver.snapshots[orphan] = parent                       # on the backend only
+    lost = db.snapshot_create(parent, project_id="p1", user_id="u1")
+    db.snapshot_transition(lost.id, (states.SNAP_CREATING,),
+                           {"status": states.SNAP_AVAILABLE})  # row only
+    creating = db.snapshot_create(parent, project_id="p1", user_id="u1")  # being made
+    healthy = db.snapshot_create(parent, project_id="p1", user_id="u1")
+    db.snapshot_transition(healthy.id, (states.SNAP_CREATING,),
+                           {"status": states.SNAP_AVAILABLE})
+    driver.snapshots[healthy.id] = parent
+
+    findings = drift.find_problems(db, driver, HOST)
+    assert [(f.problem, f.snapshot_id, f.volume_id) for f in findings] == [
+        ("orphan_snapshot", orphan, parent), ("missing_snapshot", lost.id, parent)]
+    assert creating.id not in str([f.row() for f in findings])
+
+    drift.fix_problems(db, driver, findings)
+    assert [f.action for f in findings] == ["snapshot removed", "set to error"]
+    assert orphan not in driver.snapshots and healthy.id in driver.snapshots
+    assert db.snapshot_get(lost.id).status == states.SNAP_ERROR
+    assert drift.find_problems(db, driver, HOST) == []
+
+
+def test_the_continuous_reconcile_only_reports_an_unexplained_snapshot(
+        conf: cfg.ConfigOpts, db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    driver = SnapshotListingDriver()
+    mgr = VolumeManager(conf, db, driver, VolumeNotifier(None), host=HOST)
+    try:
+        parent = volume(db, driver, states.AVAILABLE, exported=False)
+        orphan = str(uuid.uuid4())
+        driver.snapshots[orphan] = parent
+        with caplog.at_level(logging.WARNING, logger="volmgr.volume.reconcile"):
+            run(Reconciler(db, driver, mgr, GRACE), mgr, GRACE * 2)
+        assert orphan in driver.snapshots
+        assert sample("volmgr_unexplained_lvs") == 1
+        assert any(f"orphan_snapshot {orphan}" in r.getMessage() for r in caplog.records)
+    finally:
+        mgr.wait_idle(10)
+        mgr.close()

@@ -155,8 +155,8 @@ COMMANDS: dict[str, dict[str, Action]] = {
     "reconcile": {
         "run": Action(reconcile.reconcile, "Compare DB and backend on this host.", (
             _arg("--fix", action="store_true",
-                 help="Remove orphan volumes and targets; set rows whose backing volume "
-                 "is missing to error."),)),
+                 help="Remove orphan volumes, snapshots and targets; set rows whose "
+                 "backing volume or snapshot is missing to error."),)),
     },
 }
 

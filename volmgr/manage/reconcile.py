@@ -9,6 +9,9 @@ Problems found:
   status that has no business being exported: removed with ``--fix``.
 * ``missing_lv`` - a live row in a status that needs its backing volume, but the
   backend has none (removed by hand, lost disk): set to ``error`` with ``--fix``.
+* ``orphan_snapshot`` - a snapshot on the backend with no live snapshot row: removed
+  with ``--fix``; ``missing_snapshot`` - an available snapshot row whose snapshot is
+  gone: set to ``error`` with ``--fix``.
 * ``foreign_lv`` / ``foreign_target`` - a volume or export on this host whose live row
   names another host: only reported, never touched (two hosts sharing a backend, or a
   wrong ``[DEFAULT] host``, is a configuration problem for a person to resolve).

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from volmgr import exception, states
 from volmgr.db import Database, models
-from volmgr.volume.driver import VolumeDriver, VolumeRef
+from volmgr.volume.driver import SnapshotRef, VolumeDriver, VolumeRef
 
 
 class Progress(Protocol):
@@ -38,7 +38,9 @@ EXPORT_EXPECTED = (states.ATTACHING, states.IN_USE, states.DETACHING,
                    states.ERROR_DETACHING, states.RESERVED, states.EXTENDING,
                    states.ERROR_EXTENDING)
 
-ORDER = ("orphan_target", "orphan_lv", "missing_lv", "foreign_lv", "foreign_target")
+ORDER = ("orphan_target", "orphan_lv", "missing_lv", "foreign_lv", "foreign_target",
+         "orphan_snapshot", "missing_snapshot")
+MISSING_SNAPSHOT_REASON = "backing snapshot missing (found by reconcile)"
 
 
 @dataclasses.dataclass
@@ -53,6 +55,9 @@ class Finding:
     size: int = 0
     provider_location: str | None = None
     provider_auth: str | None = None
+    #: The snapshot of an ``orphan_snapshot``/``missing_snapshot`` (``volume_id`` is its
+    #: parent volume).
+    snapshot_id: str | None = None
 
     def row(self) -> dict[str, Any]:
         # provider_auth holds the CHAP secret: it never leaves this object.
@@ -115,7 +120,35 @@ def find_problems(db: Database, driver: VolumeDriver, host: str) -> list[Finding
         if row is not None and row.status in NEEDS_BACKING and volume_id not in backend_after:
             findings.append(_finding("missing_lv", volume_id, row,
                                      f"row is {row.status}, backend has no volume"))
+    findings.extend(_snapshot_problems(db, driver, host))
     findings.sort(key=lambda f: (ORDER.index(f.problem), f.volume_id))
+    return findings
+
+
+def _snapshot_problems(db: Database, driver: VolumeDriver, host: str) -> list[Finding]:
+    """Snapshots on the backend with no live row anywhere, and available snapshot rows of
+    this host's volumes whose backing is gone; listed before and after the rows are read
+    as for volumes (a row is written before its snapshot is made, and a snapshot is
+    removed before its row)."""
+    before = driver.list_snapshots()
+    if before is None:
+        return []
+    rows = {snapshot.id: snapshot for snapshot in db.snapshot_list()}
+    on_host = {volume.id for volume in db.volumes_by_host(host)}
+    after = driver.list_snapshots() or {}
+    findings = [
+        Finding("orphan_snapshot", parent, None,
+                f"snapshot {snapshot_id} on the backend, no live snapshot row",
+                snapshot_id=snapshot_id)
+        for snapshot_id, parent in sorted(after.items())
+        if snapshot_id in before and snapshot_id not in rows]
+    findings.extend(
+        Finding("missing_snapshot", row.volume_id, row.status,
+                f"snapshot {snapshot_id} is {row.status}, backend has no snapshot",
+                snapshot_id=snapshot_id)
+        for snapshot_id, row in sorted(rows.items())
+        if row.volume_id in on_host and row.status == states.SNAP_AVAILABLE
+        and snapshot_id not in after)
     return findings
 
 
@@ -158,5 +191,21 @@ def _fix_one(db: Database, driver: VolumeDriver, finding: Finding,
             # An error volume is never exported; leaving it would be the next orphan.
             driver.remove_export(finding.ref())
             return "set to error; export removed"
+        return "set to error"
+    if finding.problem == "orphan_snapshot":
+        assert finding.snapshot_id is not None
+        try:
+            db.snapshot_get(finding.snapshot_id)
+            return "skipped: a snapshot row appeared"
+        except exception.SnapshotNotFound:
+            pass
+        driver.delete_snapshot(SnapshotRef(finding.snapshot_id, finding.volume_id, 0))
+        return "snapshot removed"
+    if finding.problem == "missing_snapshot":
+        assert finding.snapshot_id is not None
+        if not db.snapshot_transition(finding.snapshot_id, (states.SNAP_AVAILABLE,),
+                                      {"status": states.SNAP_ERROR,
+                                       "status_reason": MISSING_SNAPSHOT_REASON}):
+            return "skipped: row changed meanwhile"
         return "set to error"
     return "reported only"

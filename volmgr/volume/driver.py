@@ -124,6 +124,11 @@ class VolumeDriver(abc.ABC):
     def list_volume_ids(self) -> set[str]:
         """UUIDs of the volumes that exist on the backend (for reconcile and tests)."""
 
+    def list_snapshots(self) -> dict[str, str] | None:
+        """Snapshot id -> parent volume id of the snapshots on the backend (reconcile);
+        None when the driver cannot tell."""
+        return None
+
     @abc.abstractmethod
     def list_exported_volume_ids(self) -> set[str]:
         """UUIDs of the volumes the target helper currently exports."""

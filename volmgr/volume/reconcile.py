@@ -32,7 +32,8 @@ from volmgr.volume.operations import volume_ref
 
 LOG = logging.getLogger(__name__)
 
-REPORTED = ("orphan_lv", "missing_lv", "foreign_lv", "foreign_target")
+REPORTED = ("orphan_lv", "missing_lv", "foreign_lv", "foreign_target", "orphan_snapshot",
+            "missing_snapshot")
 
 
 class Reconciler:
@@ -60,14 +61,16 @@ class Reconciler:
         for volume_id, finding in stale.items():
             if now - self.stale_since[volume_id] >= self.grace:
                 self.manager.run_in_turn(volume_id, self._remove_stale_export, finding)
-        unexplained = [f for f in findings if f.problem in ("orphan_lv", "foreign_lv")]
+        unexplained = [f for f in findings
+                       if f.problem in ("orphan_lv", "foreign_lv", "orphan_snapshot")]
         metrics.UNEXPLAINED_LVS.labels(self.host).set(len(unexplained))
-        reported = {(f.problem, f.volume_id) for f in findings if f.problem in REPORTED}
-        for problem, volume_id in sorted(reported - self._reported):
+        reported = {(f.problem, f.snapshot_id or f.volume_id) for f in findings
+                    if f.problem in REPORTED}
+        for problem, object_id in sorted(reported - self._reported):
             detail = next(f.detail for f in findings
-                          if (f.problem, f.volume_id) == (problem, volume_id))
+                          if (f.problem, f.snapshot_id or f.volume_id) == (problem, object_id))
             LOG.warning("Reconcile: %s %s (%s); left alone, see volmgr-manage reconcile",
-                        problem, volume_id, detail)
+                        problem, object_id, detail)
         self._reported = reported
 
     def _ensure_export(self, volume_id: str) -> None:

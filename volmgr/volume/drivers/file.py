@@ -61,6 +61,21 @@ class FileDriver(ExportingDriver):
                         extra={"volumes_dir": self.volumes_dir,
                                "total_capacity_bytes": total, "free_capacity_bytes": free})
 
+    def list_snapshots(self) -> dict[str, str] | None:
+        found = {}
+        with contextlib.suppress(FileNotFoundError):
+            for parent in os.scandir(self._snapshots_root()):
+                if not (parent.is_dir() and parent.name.startswith("volume-")):
+                    continue
+                with contextlib.suppress(exception.InvalidInput, FileNotFoundError):
+                    volume_id = canonical_uuid(parent.name.removeprefix("volume-"))
+                    for entry in os.scandir(parent.path):
+                        if entry.is_file() and entry.name.startswith("snapshot-"):
+                            with contextlib.suppress(exception.InvalidInput):
+                                found[canonical_uuid(entry.name.removeprefix(
+                                    "snapshot-"))] = volume_id
+        return found
+
     def list_volume_ids(self) -> set[str]:
         ids = set()
         with contextlib.suppress(FileNotFoundError):

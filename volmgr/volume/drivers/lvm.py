@@ -123,6 +123,15 @@ class LVMDriver(ExportingDriver):
         return {name.removeprefix("volume-") for name in self._lvs()
                 if name.startswith("volume-") and _is_ours(name)}
 
+    def list_snapshots(self) -> dict[str, str] | None:
+        found = {}
+        for lv in self._lvs().values():
+            if (lv.name.startswith("snapshot-") and _is_ours(lv.name)
+                    and lv.origin.startswith("volume-") and _is_ours(lv.origin)):
+                found[canonical_uuid(lv.name.removeprefix("snapshot-"))] = canonical_uuid(
+                    lv.origin.removeprefix("volume-"))
+        return found
+
     def local_path(self, volume: VolumeRef) -> str:
         return os.path.join(self.device_dir, self.vg, volume_name(volume.id))
 
