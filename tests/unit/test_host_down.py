@@ -96,14 +96,27 @@ def test_once_the_host_is_back_the_same_operation_is_accepted(
     assert rpcapi.methods()[-1] == "delete_volume"
 
 
-def test_a_volume_on_a_removed_host_answers_503_saying_no_service_runs_there(
-        conf: cfg.ConfigOpts, db: Database, app: Any) -> None:
+def test_on_a_removed_host_changes_answer_503_and_deletes_finish_in_the_database(
+        conf: cfg.ConfigOpts, db: Database, app: Any, rpcapi: h.RecordingRPC) -> None:
     volume_id = _available_on(app, db)
+    snapshot = db.snapshot_create(volume_id, project_id="p1", user_id="u1")
+    db.snapshot_transition(snapshot.id, (states.SNAP_CREATING,),
+                           {"status": states.SNAP_AVAILABLE})
     db.service_stopped("node1", BINARY)
     db.service_delete("node1", BINARY, conf.service_down_time)
-    answer = h.call(app, "DELETE", f"/v3/p1/volumes/{volume_id}")
+    casts = len(rpcapi.casts)
+    answer = h.call(app, "POST", f"/v3/p1/volumes/{volume_id}/action",
+                    {"os-extend": {"new_size": 2}})
     assert answer.status_int == 503
-    assert "no volume service has ever run on storage host node1" in answer.text
+    assert "no volume service runs on storage host node1" in answer.text
+    # Its storage went with the machine: a delete is done in the database alone.
+    assert h.call(app, "DELETE", f"/v3/p1/snapshots/{snapshot.id}").status_int == 202
+    assert h.call(app, "DELETE", f"/v3/p1/volumes/{volume_id}").status_int == 202
+    assert h.call(app, "GET", f"/v3/p1/volumes/{volume_id}").status_int == 404
+    assert h.call(app, "GET", f"/v3/p1/snapshots/{snapshot.id}").status_int == 404
+    assert len(rpcapi.casts) == casts
+    usage = h.call(app, "GET", "/v3/p1/limits").json["limits"]["absolute"]
+    assert usage["totalVolumesUsed"] == 0 and usage["totalSnapshotsUsed"] == 0
 
 
 # -- volmgr-manage service remove -------------------------------------------------------

@@ -202,14 +202,17 @@ class Operations:
 
     def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
         volume = self.db.volume_get(volume_id, scope(ctx))
-        self._require_up(volume.host)
+        removed = volume.host is not None and self.scheduler.host_removed(volume.host)
+        if not removed:
+            self._require_up(volume.host)
         self.db.volume_transition_or_raise(
             volume_id, states.CAN_DELETE_FROM,
             {"status": states.DELETING, "status_reason": None, "recovery_attempts": 0},
             project_id=scope(ctx), no_attachments=True, no_snapshots=True)
         host = volume.host
-        if host is None:
-            # Never scheduled: nothing exists on any backend, and no manager owns it.
+        if host is None or removed:
+            # Never scheduled, or its host was given up (volmgr-manage service remove):
+            # nothing exists on any backend a manager can reach, and no manager owns it.
             self.db.volume_destroy(volume_id)
             return
         self._cast(ctx, "delete_volume", volume_id,
@@ -286,13 +289,15 @@ class Operations:
 
     def delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
         snapshot = self.db.snapshot_get(snapshot_id, scope(ctx))
-        self._require_up(snapshot.host)
+        removed = snapshot.host is not None and self.scheduler.host_removed(snapshot.host)
+        if not removed:
+            self._require_up(snapshot.host)
         self.db.snapshot_transition_or_raise(
             snapshot_id, states.SNAP_CAN_DELETE_FROM,
             {"status": states.SNAP_DELETING, "status_reason": None, "recovery_attempts": 0},
             project_id=scope(ctx), no_volume_being_made=True)
         host = snapshot.host
-        if host is None:  # pragma: no cover - snapshots inherit their volume's host
+        if host is None or removed:  # its host given up (snapshots inherit their volume's)
             self.db.snapshot_destroy(snapshot_id)
             return
         self._cast(ctx, "delete_snapshot", snapshot_id,

@@ -207,6 +207,16 @@ class Scheduler:
         # Ties go to the host name, so the choice is deterministic for tests and logs.
         return max(fitting, key=lambda c: (c.free_gb, c.host)).host
 
+    def host_removed(self, host: str) -> bool:
+        """Whether no volume service row exists for ``host``: the scheduler only places
+        volumes on registered hosts, so this is a host given up with ``volmgr-manage
+        service remove``."""
+        try:
+            self.db.service_get(host, BINARY)
+        except exception.NotFound:
+            return True
+        return False
+
     def require_up(self, host: str) -> None:
         """ServiceUnavailable (503) naming ``host`` when the volume service that owns a
         volume is down: stopped cleanly (it marked itself down), silent for
@@ -217,7 +227,8 @@ class Scheduler:
             service = self.db.service_get(host, BINARY)
         except exception.NotFound:
             raise exception.ServiceUnavailable(
-                reason=f"no volume service has ever run on storage host {host}") from None
+                reason=f"no volume service runs on storage host {host} (never started, or "
+                "removed with volmgr-manage service remove)") from None
         if is_up(service, self.conf.service_down_time):
             return
         if service.last_heartbeat is None:
