@@ -439,3 +439,17 @@ def test_a_volume_of_an_encrypted_type_says_encrypted(app: Any, db: Database) ->
     assert create(app)["encrypted"] is False
     listed = h.call(app, "GET", "/v3/p1/volumes/detail").json["volumes"]
     assert {v["id"]: v["encrypted"] for v in listed}[created["id"]] is True
+
+
+def test_cascade_delete_on_a_down_host_is_503_and_changes_nothing(
+        app: Any, db: Database, rpcapi: h.RecordingRPC) -> None:
+    volume_id = available(app, db)
+    snapshot_id = snapshot(app, db, volume_id)
+    db.service_stopped("node1", "volmgr-volume")
+    casts = len(rpcapi.casts)
+    answer = h.call(app, "DELETE", f"/v3/p1/volumes/{volume_id}?cascade=true")
+    assert answer.status_int == 503
+    assert "node1" in answer.json["serviceUnavailable"]["message"]
+    assert db.volume_get(volume_id).status == states.AVAILABLE
+    assert db.snapshot_get(snapshot_id).status == states.SNAP_AVAILABLE
+    assert len(rpcapi.casts) == casts

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from volmgr import exception, states
-from volmgr.api.operations import CastingAPI, cast_after_write, scope
+from volmgr.api.operations import CastingAPI, Operations, cast_after_write, scope
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
 
@@ -48,9 +48,10 @@ def delete_keys(keys: list[str], *, missing: Callable[[str], Exception]) -> Meta
 class VolumeEdits:
     """The v3 face's field, metadata and admin changes."""
 
-    def __init__(self, db: Database, rpcapi: CastingAPI) -> None:
-        self.db = db
-        self.rpcapi = rpcapi
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+        self.db: Database = ops.db
+        self.rpcapi: CastingAPI = ops.rpcapi
 
     # -- volumes -------------------------------------------------------------------
 
@@ -77,6 +78,7 @@ class VolumeEdits:
     def cascade_delete(self, ctx: RequestContext, volume_id: str) -> None:
         """Delete a volume and its snapshots: every snapshot's delete is cast before the
         volume's, and the manager runs one volume's work in arrival order."""
+        self.ops.require_up(self.db.volume_get(volume_id, scope(ctx)).host)
         volume, snapshots = self.db.volume_cascade_delete_begin(volume_id,
                                                                 project_id=scope(ctx))
         host = volume.host

@@ -305,11 +305,13 @@ class Operations:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _require_up(self, host: str | None) -> None:
+    def require_up(self, host: str | None) -> None:
         """503 naming the host, before anything is written, when the manager that owns
         the resource is down (a row without a host has no manager to wait for)."""
         if host is not None:
             self.scheduler.require_up(host)
+
+    _require_up = require_up
 
     @staticmethod
     def _cast(ctx: RequestContext, method: str, resource_id: str,

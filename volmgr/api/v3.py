@@ -74,7 +74,7 @@ class VolumeController:
         self.conf = conf
         self.db = db
         self.ops = ops
-        self.edits = VolumeEdits(db, ops.rpcapi)
+        self.edits = VolumeEdits(ops)
         self.max_volume_size: int = conf.api.max_volume_size
         self.max_limit: int = conf.api.osapi_max_limit
 

@@ -34,7 +34,7 @@ class SnapshotController:
     def __init__(self, conf: cfg.ConfigOpts, db: Database, ops: Operations) -> None:
         self.db = db
         self.ops = ops
-        self.edits = VolumeEdits(db, ops.rpcapi)
+        self.edits = VolumeEdits(ops)
         self.max_limit: int = conf.api.osapi_max_limit
 
     def list(self, req: ApiRequest, detail: bool) -> ApiResponse:
