@@ -16,13 +16,14 @@ from typing import Any
 from oslo_config import cfg
 
 from volmgr import exception, states
-from volmgr.api import edits, v3_listing
+from volmgr.api import edits, v3_listing, v3_metadata
 from volmgr.api import microversion as mv
 from volmgr.api import validation as v
 from volmgr.api.edits import VolumeEdits
 from volmgr.api.operations import Operations
 from volmgr.api.v3_base import PREFIXES, V3Deps, next_link, require_admin
 from volmgr.api.v3_info import display_host
+from volmgr.api.v3_metadata import MetadataResource
 from volmgr.api.v3_views import volume_summary_view, volume_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
 from volmgr.db import Database, models, types
@@ -54,11 +55,6 @@ def version_document(host_url: str) -> dict[str, Any]:
         "media-types": [{"base": "application/json",
                          "type": "application/vnd.openstack.volume+json;version=3"}],
     }
-
-
-def _metadata_body(body: Any, key: str = "metadata") -> dict[str, str]:
-    value = v.member(body, key)
-    return v.metadata(value, key)
 
 
 def _flag(args: Any, action: str, field: str) -> bool:
@@ -215,42 +211,12 @@ class VolumeController:
 
     # -- metadata --------------------------------------------------------------------
 
-    def show_metadata(self, req: ApiRequest) -> ApiResponse:
-        volume = self.ops.get_volume(req.ctx, req.params["volume_id"])
-        return ApiResponse(200, {"metadata": dict(volume.metadata_ or {})})
+    def read_metadata(self, req: ApiRequest, volume_id: str) -> dict[str, Any]:
+        return dict(self.ops.get_volume(req.ctx, volume_id).metadata_ or {})
 
-    def _change(self, req: ApiRequest, change: edits.MetadataChange) -> dict[str, Any]:
-        return self.edits.change_metadata(req.ctx, req.params["volume_id"], change)
-
-    def merge_metadata(self, req: ApiRequest) -> ApiResponse:
-        return ApiResponse(200, {"metadata": self._change(
-            req, edits.merge(_metadata_body(req.body)))})
-
-    def replace_metadata(self, req: ApiRequest) -> ApiResponse:
-        return ApiResponse(200, {"metadata": self._change(
-            req, edits.replace(_metadata_body(req.body)))})
-
-    def show_metadata_item(self, req: ApiRequest) -> ApiResponse:
-        volume = self.ops.get_volume(req.ctx, req.params["volume_id"])
-        key = req.params["key"]
-        metadata = volume.metadata_ or {}
-        if key not in metadata:
-            raise exception.NotFound(f"Metadata item {key} was not found.")
-        return ApiResponse(200, {"meta": {key: metadata[key]}})
-
-    def set_metadata_item(self, req: ApiRequest) -> ApiResponse:
-        key = req.params["key"]
-        item = _metadata_body(req.body, "meta")
-        if len(item) != 1 or key not in item:
-            raise v.bad("the body must be {\"meta\": {\"<key in the URL>\": \"value\"}}")
-        self._change(req, edits.set_key(key, item[key]))
-        return ApiResponse(200, {"meta": item})
-
-    def delete_metadata_item(self, req: ApiRequest) -> ApiResponse:
-        key = req.params["key"]
-        self._change(req, edits.delete_keys([key], missing=lambda k: exception.NotFound(
-            f"Metadata item {k} was not found.")))
-        return ApiResponse(200)
+    def change_metadata(self, req: ApiRequest, volume_id: str,
+                        change: edits.MetadataChange) -> dict[str, Any]:
+        return self.edits.change_metadata(req.ctx, volume_id, change)
 
     # -- actions ---------------------------------------------------------------------
 
@@ -274,7 +240,7 @@ class VolumeController:
         return ApiResponse(202)
 
     def set_image_metadata(self, req: ApiRequest, volume_id: str, args: Any) -> ApiResponse:
-        metadata = _metadata_body(args if isinstance(args, dict) else None)
+        metadata = v3_metadata.body(args if isinstance(args, dict) else None)
         new = self.edits.change_metadata(req.ctx, volume_id, edits.merge(metadata),
                                          column="image_metadata")
         return ApiResponse(200, {"metadata": new})
@@ -338,6 +304,7 @@ def _reference(value: Any, field: str) -> str | None:
 
 def add_routes(router: Router, deps: V3Deps) -> None:
     c = VolumeController(deps.conf, deps.db, deps.ops)
+    metadata = MetadataResource("volume_id", c.read_metadata, c.change_metadata)
     actions = deps.volume_actions
     actions.add("os-extend", c.extend)
     actions.add("os-set_bootable", c.set_bootable)
@@ -361,9 +328,4 @@ def add_routes(router: Router, deps: V3Deps) -> None:
         router.add("PUT", one, c.update)
         router.add("DELETE", one, c.delete)
         router.add("POST", one + "/action", actions.dispatch)
-        router.add("GET", one + "/metadata", c.show_metadata)
-        router.add("POST", one + "/metadata", c.merge_metadata)
-        router.add("PUT", one + "/metadata", c.replace_metadata)
-        router.add("GET", one + "/metadata/{key}", c.show_metadata_item)
-        router.add("PUT", one + "/metadata/{key}", c.set_metadata_item)
-        router.add("DELETE", one + "/metadata/{key}", c.delete_metadata_item)
+        metadata.add_routes(router, one)

@@ -14,6 +14,7 @@ from volmgr.api import validation as v
 from volmgr.api.edits import VolumeEdits
 from volmgr.api.operations import Operations
 from volmgr.api.v3_base import PREFIXES, V3Deps, next_link, require_admin
+from volmgr.api.v3_metadata import MetadataResource
 from volmgr.api.v3_views import snapshot_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
 from volmgr.db import Database
@@ -102,43 +103,12 @@ class SnapshotController:
 
     # -- metadata --------------------------------------------------------------------
 
-    def _change(self, req: ApiRequest, change: edits.MetadataChange) -> dict[str, Any]:
-        return self.edits.change_snapshot_metadata(req.ctx, req.params["snapshot_id"],
-                                                   change)
+    def read_metadata(self, req: ApiRequest, snapshot_id: str) -> dict[str, Any]:
+        return dict(self.ops.get_snapshot(req.ctx, snapshot_id).metadata_ or {})
 
-    def show_metadata(self, req: ApiRequest) -> ApiResponse:
-        snapshot = self.ops.get_snapshot(req.ctx, req.params["snapshot_id"])
-        return ApiResponse(200, {"metadata": dict(snapshot.metadata_ or {})})
-
-    def merge_metadata(self, req: ApiRequest) -> ApiResponse:
-        metadata = v.metadata(v.member(req.body, "metadata"))
-        return ApiResponse(200, {"metadata": self._change(req, edits.merge(metadata))})
-
-    def replace_metadata(self, req: ApiRequest) -> ApiResponse:
-        metadata = v.metadata(v.member(req.body, "metadata"))
-        return ApiResponse(200, {"metadata": self._change(req, edits.replace(metadata))})
-
-    def show_metadata_item(self, req: ApiRequest) -> ApiResponse:
-        snapshot = self.ops.get_snapshot(req.ctx, req.params["snapshot_id"])
-        key = req.params["key"]
-        metadata = snapshot.metadata_ or {}
-        if key not in metadata:
-            raise exception.NotFound(f"Metadata item {key} was not found.")
-        return ApiResponse(200, {"meta": {key: metadata[key]}})
-
-    def set_metadata_item(self, req: ApiRequest) -> ApiResponse:
-        key = req.params["key"]
-        item = v.metadata(v.member(req.body, "meta"), "meta")
-        if len(item) != 1 or key not in item:
-            raise v.bad("the body must be {\"meta\": {\"<key in the URL>\": \"value\"}}")
-        self._change(req, edits.set_key(key, item[key]))
-        return ApiResponse(200, {"meta": item})
-
-    def delete_metadata_item(self, req: ApiRequest) -> ApiResponse:
-        self._change(req, edits.delete_keys(
-            [req.params["key"]],
-            missing=lambda k: exception.NotFound(f"Metadata item {k} was not found.")))
-        return ApiResponse(200)
+    def change_metadata(self, req: ApiRequest, snapshot_id: str,
+                        change: edits.MetadataChange) -> dict[str, Any]:
+        return self.edits.change_snapshot_metadata(req.ctx, snapshot_id, change)
 
     # -- actions ---------------------------------------------------------------------
 
@@ -183,6 +153,7 @@ class SnapshotController:
 
 def add_routes(router: Router, deps: V3Deps) -> None:
     c = SnapshotController(deps.conf, deps.db, deps.ops)
+    metadata = MetadataResource("snapshot_id", c.read_metadata, c.change_metadata)
     deps.snapshot_actions.add("os-reset_status", c.reset_status)
     deps.snapshot_actions.add("os-force_delete", c.force_delete)
     deps.snapshot_actions.add("os-update_snapshot_status", c.update_status)
@@ -196,9 +167,4 @@ def add_routes(router: Router, deps: V3Deps) -> None:
         router.add("PUT", one, c.update)
         router.add("DELETE", one, c.delete)
         router.add("POST", one + "/action", deps.snapshot_actions.dispatch)
-        router.add("GET", one + "/metadata", c.show_metadata)
-        router.add("POST", one + "/metadata", c.merge_metadata)
-        router.add("PUT", one + "/metadata", c.replace_metadata)
-        router.add("GET", one + "/metadata/{key}", c.show_metadata_item)
-        router.add("PUT", one + "/metadata/{key}", c.set_metadata_item)
-        router.add("DELETE", one + "/metadata/{key}", c.delete_metadata_item)
+        metadata.add_routes(router, one)
