@@ -477,3 +477,23 @@ def test_a_failed_command_tells_the_owner_what_failed_without_the_hosts_command_
                              "free space on the storage host (reference ")
     assert "secret-vg-name" not in reason and "volume-0d9e" not in reason
     assert "/dev/" not in reason and "WARNING" not in reason
+
+
+def test_a_cascade_volume_delete_that_arrives_first_removes_its_snapshots_first(
+        manager: VolumeManager, db: Database, driver: FakeDriver) -> None:
+    volume_id = new_volume(db, status=states.AVAILABLE)
+    snapshot_ids = [db.snapshot_create(volume_id, project_id="p1", user_id="u1").id
+                    for _ in range(2)]
+    for snapshot_id in snapshot_ids:
+        manager.create_snapshot(CTX, snapshot_id)
+    settle(manager)
+    db.volume_cascade_delete_begin(volume_id)
+    # The volume's cast overtakes its snapshots' casts.
+    manager.delete_volume(CTX, volume_id)
+    for snapshot_id in snapshot_ids:
+        manager.delete_snapshot(CTX, snapshot_id)
+    settle(manager)
+    with pytest.raises(exception.VolumeNotFound):
+        db.volume_get(volume_id)
+    assert driver.snapshots == {} and driver.volumes == {}
+    assert db.snapshot_list(None, filters={"volume_id": volume_id}) == []

@@ -72,6 +72,8 @@ class FakeDriver(VolumeDriver):
 
     def delete_volume(self, volume: VolumeRef) -> None:
         self._enter("delete_volume", volume.id, volume.id)
+        if volume.id in self.snapshots.values():  # the driver contract: origins stay
+            raise exception.VolumeHasSnapshots(volume_id=volume.id)
         self.volumes.pop(volume.id, None)
 
     def extend_volume(self, volume: VolumeRef, new_size: int) -> None:

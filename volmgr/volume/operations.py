@@ -145,6 +145,13 @@ class Operations:
         volume = self._volume_in(volume_id, (states.DELETING,), "delete", attachments=False)
         if volume is None:
             return
+        # A cascade delete moved the volume's snapshots to deleting with it. Their casts
+        # may be dispatched after the volume's (the RPC server runs messages on several
+        # threads), so the volume's delete removes them first, in its own turn; their
+        # late casts then find nothing to do.
+        for snapshot in self.db.snapshot_list(
+                None, filters={"volume_id": volume_id, "status": states.SNAP_DELETING}):
+            self.delete_snapshot(ctx, snapshot.id)
         self.notifier.volume(ctx, "volume.delete.start", volume)
         try:
             ref = volume_ref(volume)
