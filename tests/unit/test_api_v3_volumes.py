@@ -453,3 +453,15 @@ def test_cascade_delete_on_a_down_host_is_503_and_changes_nothing(
     assert db.volume_get(volume_id).status == states.AVAILABLE
     assert db.snapshot_get(snapshot_id).status == states.SNAP_AVAILABLE
     assert len(rpcapi.casts) == casts
+
+
+@pytest.mark.parametrize("collection", ["volumes", "snapshots"])
+def test_update_refuses_a_name_longer_than_the_column(app: Any, db: Database,
+                                                      collection: str) -> None:
+    volume_id = available(app, db)
+    item_id = volume_id if collection == "volumes" else snapshot(app, db, volume_id)
+    key = collection[:-1]
+    answer = h.call(app, "PUT", f"/v3/p1/{collection}/{item_id}",
+                    {key: {"display_name": "n" * 256}})
+    assert answer.status_int == 400
+    assert "display_name" in answer.json["badRequest"]["message"]

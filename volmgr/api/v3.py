@@ -21,7 +21,13 @@ from volmgr.api import microversion as mv
 from volmgr.api import validation as v
 from volmgr.api.edits import VolumeEdits
 from volmgr.api.operations import Operations
-from volmgr.api.v3_base import PREFIXES, V3Deps, next_link, require_admin
+from volmgr.api.v3_base import (
+    PREFIXES,
+    V3Deps,
+    name_and_description,
+    next_link,
+    require_admin,
+)
 from volmgr.api.v3_info import display_host
 from volmgr.api.v3_metadata import MetadataResource
 from volmgr.api.v3_views import volume_summary_view, volume_view
@@ -183,14 +189,7 @@ class VolumeController:
         v.only_fields(body, _UPDATE_FIELDS, "volume")
         if not body:
             raise v.bad("'volume' must name at least one of: name, description, metadata")
-        fields: dict[str, Any] = {}
-        for column, names in (("display_name", ("name", "display_name")),
-                              ("display_description", ("description",
-                                                       "display_description"))):
-            for name in names:
-                if name in body:
-                    limit = v.MAX_NAME if column == "display_name" else v.MAX_DESCRIPTION
-                    fields[column] = v.text(body[name], name, limit)
+        fields = name_and_description(body)
         metadata = v.metadata(body["metadata"]) if "metadata" in body else None
         volume = self.edits.update_volume(req.ctx, req.params["volume_id"], fields,
                                           metadata)

@@ -17,6 +17,7 @@ from typing import Any
 from oslo_config import cfg
 
 from volmgr import exception
+from volmgr.api import validation as v
 from volmgr.api.actions import ActionTable
 from volmgr.api.operations import CastingAPI, Operations
 from volmgr.api.wsgi import ApiRequest
@@ -73,3 +74,16 @@ def next_link(req: ApiRequest, last_id: str) -> list[dict[str, str]]:
     query["marker"] = last_id
     url = f"{req.http.host_url}{req.http.path}?{urllib.parse.urlencode(query)}"
     return [{"rel": "next", "href": url}]
+
+
+def name_and_description(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``display_name``/``display_description`` columns a create or update body sets,
+    from ``name``/``description`` or their older ``display_*`` spellings."""
+    fields: dict[str, Any] = {}
+    for name in ("name", "display_name"):
+        if name in body:
+            fields["display_name"] = v.text(body[name], name)
+    for name in ("description", "display_description"):
+        if name in body:
+            fields["display_description"] = v.text(body[name], name, v.MAX_DESCRIPTION)
+    return fields

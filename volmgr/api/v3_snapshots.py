@@ -13,7 +13,13 @@ from volmgr.api import edits, v3_listing
 from volmgr.api import validation as v
 from volmgr.api.edits import VolumeEdits
 from volmgr.api.operations import Operations
-from volmgr.api.v3_base import PREFIXES, V3Deps, next_link, require_admin
+from volmgr.api.v3_base import (
+    PREFIXES,
+    V3Deps,
+    name_and_description,
+    next_link,
+    require_admin,
+)
 from volmgr.api.v3_metadata import MetadataResource
 from volmgr.api.v3_views import snapshot_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
@@ -87,13 +93,7 @@ class SnapshotController:
         v.only_fields(body, _UPDATE_FIELDS, "snapshot")
         if not body:
             raise v.bad("'snapshot' must name at least one of: name, description")
-        fields: dict[str, Any] = {}
-        for name in ("name", "display_name"):
-            if name in body:
-                fields["display_name"] = v.text(body[name], name)
-        for name in ("description", "display_description"):
-            if name in body:
-                fields["display_description"] = v.text(body[name], name, v.MAX_DESCRIPTION)
+        fields = name_and_description(body)
         snapshot = self.edits.update_snapshot(req.ctx, req.params["snapshot_id"], fields)
         return ApiResponse(200, {"snapshot": snapshot_view(req, snapshot, extended=False)})
 
