@@ -24,11 +24,16 @@ ERROR_EXTENDING = "error_extending"
 AWAITING_TRANSFER = "awaiting-transfer"
 #: Reserved for an attachment through the v3 attachments API (no export yet).
 RESERVED = "reserved"
+#: Existing storage being adopted (os-volume-manage), and a volume being forgotten
+#: without touching its storage (os-unmanage). Clients see them as ``creating`` and
+#: ``deleting`` (``PUBLIC_STATUS``), as the reference service shows them.
+MANAGING = "managing"
+UNMANAGING = "unmanaging"
 
 VOLUME_STATUSES = (
     CREATING, AVAILABLE, ATTACHING, IN_USE, DETACHING, EXTENDING, DELETING,
     ERROR, ERROR_DELETING, ERROR_ATTACHING, ERROR_DETACHING, ERROR_EXTENDING,
-    AWAITING_TRANSFER, RESERVED,
+    AWAITING_TRANSFER, RESERVED, MANAGING, UNMANAGING,
 )
 
 #: Statuses a volume passes through while a manager works on it, mapped to the
@@ -39,7 +44,17 @@ VOLUME_TRANSITIONAL = {
     DETACHING: ERROR_DETACHING,
     EXTENDING: ERROR_EXTENDING,
     DELETING: ERROR_DELETING,
+    MANAGING: ERROR,
+    UNMANAGING: ERROR,
 }
+
+#: Internal statuses and the status clients are shown for them (volumes and snapshots).
+PUBLIC_STATUS = {MANAGING: CREATING, UNMANAGING: DELETING}
+
+
+def public_status(status: str) -> str:
+    """The status the API shows for ``status``."""
+    return PUBLIC_STATUS.get(status, status)
 
 #: Where each request may start from.
 CAN_DELETE_FROM = (AVAILABLE, ERROR, ERROR_DELETING, ERROR_EXTENDING, ERROR_ATTACHING)
@@ -50,6 +65,9 @@ CAN_EXTEND_FROM = (AVAILABLE, ERROR_EXTENDING)
 CAN_EXTEND_ATTACHED_FROM = (AVAILABLE, ERROR_EXTENDING, IN_USE)
 CAN_SNAPSHOT_FROM = (AVAILABLE, IN_USE)
 CAN_CLONE_FROM = (AVAILABLE, IN_USE)
+#: Unmanaging forgets the row and leaves the storage; it needs no attachments and no
+#: snapshots, like a delete.
+CAN_UNMANAGE_FROM = (AVAILABLE, ERROR)
 
 # Attachment statuses (attach_status column). An attachment's life (docs/rpc.md):
 # reserved -> attaching (export being made: connection_info empty; export made:
@@ -84,10 +102,15 @@ SNAP_AVAILABLE = "available"
 SNAP_DELETING = "deleting"
 SNAP_ERROR = "error"
 SNAP_ERROR_DELETING = "error_deleting"
+SNAP_MANAGING = MANAGING
+SNAP_UNMANAGING = UNMANAGING
 
 SNAPSHOT_TRANSITIONAL = {
     SNAP_CREATING: SNAP_ERROR,
     SNAP_DELETING: SNAP_ERROR_DELETING,
+    SNAP_MANAGING: SNAP_ERROR,
+    SNAP_UNMANAGING: SNAP_ERROR,
 }
 
 SNAP_CAN_DELETE_FROM = (SNAP_AVAILABLE, SNAP_ERROR, SNAP_ERROR_DELETING)
+SNAP_CAN_UNMANAGE_FROM = (SNAP_AVAILABLE, SNAP_ERROR)

@@ -60,9 +60,56 @@ def test_listing_marks_what_is_safe_to_manage_and_rounds_sizes_up(make, scripted
             listed[f"volume-{VOL}"].cinder_id) == (False, "Already managed", VOL)
     assert listed[f"volume-{VOL2}"].safe_to_manage
     assert listed[f"volume-{VOL2}"].size_gb == 3
-    assert (listed[f"snapshot-{SNAP}"].safe_to_manage,
-            listed[f"snapshot-{SNAP}"].reason_not_safe) == (False, "Snapshot")
+    assert f"snapshot-{SNAP}" not in listed  # snapshots are manageable_snapshots'
     scripted.assert_done()
+
+
+def test_snapshot_lvs_are_listed_as_manageable_snapshots_with_their_origin(
+        make, scripted) -> None:
+    driver = make()
+    other = "1f2e3d4c-5b6a-4789-8abc-def012345678"
+    scripted.expect(LVS, stdout=lvs_out(
+        ("legacy-data", GiB, "", "", ""),
+        (f"snapshot-{SNAP}", GiB, f"volume-{VOL}", "", ""),
+        (f"snapshot-{other}", 2 * GiB + 1, f"volume-{VOL}", "", ""),
+        ("hand-snap", GiB, "legacy-data", "", "")))
+    listed = {entry.name: entry.as_dict()
+              for entry in manageable.list_manageable_snapshots(driver, owned_ids={SNAP})}
+    assert listed == {
+        f"snapshot-{SNAP}": {
+            "reference": {"source-name": f"snapshot-{SNAP}"}, "size": 1,
+            "safe_to_manage": False, "source_reference": {"source-name": f"volume-{VOL}"},
+            "reason_not_safe": "Already managed", "cinder_id": SNAP, "extra_info": None},
+        f"snapshot-{other}": {
+            "reference": {"source-name": f"snapshot-{other}"}, "size": 3,
+            "safe_to_manage": True, "source_reference": {"source-name": f"volume-{VOL}"},
+            "reason_not_safe": None, "cinder_id": None, "extra_info": None},
+        "hand-snap": {
+            "reference": {"source-name": "hand-snap"}, "size": 1, "safe_to_manage": False,
+            "source_reference": {"source-name": "legacy-data"},
+            "reason_not_safe": "Origin not managed", "cinder_id": None, "extra_info": None},
+    }
+
+
+def test_managing_a_snapshot_renames_it_to_the_snapshot_scheme(make, scripted) -> None:
+    driver = make()
+    new = "1f2e3d4c-5b6a-4789-8abc-def012345678"
+    scripted.expect(one_lv(f"snapshot-{new}"), **NOT_FOUND)
+    scripted.expect(one_lv(f"snapshot-{SNAP}"),
+                    stdout=one_lv_out(f"snapshot-{SNAP}", GiB, origin=f"volume-{VOL}"))
+    scripted.expect(["lvrename", VG, f"snapshot-{SNAP}", f"snapshot-{new}"])
+    assert manageable.manage_existing_snapshot(
+        driver, new, VOL, {"source-name": f"snapshot-{SNAP}"}, owned_ids=set()) == 1
+    scripted.assert_done()
+
+
+def test_a_snapshot_of_another_volume_is_refused(make, scripted) -> None:
+    driver = make()
+    scripted.expect(one_lv(f"snapshot-{SNAP}"),
+                    stdout=one_lv_out(f"snapshot-{SNAP}", GiB, origin=f"volume-{VOL2}"))
+    with pytest.raises(exception.InvalidInput, match="is not a snapshot of volume"):
+        manageable.manage_existing_snapshot_get_size(driver, VOL,
+                                                     {"source-name": f"snapshot-{SNAP}"})
 
 
 def test_the_thin_pool_is_never_listed(make, scripted) -> None:
@@ -78,8 +125,9 @@ def test_manage_renames_to_the_volume_scheme_and_grows_to_the_whole_gib(
     scripted.expect(one_lv(f"volume-{VOL}"), **NOT_FOUND)
     scripted.expect(one_lv("legacy-data"), stdout=one_lv_out("legacy-data", GiB + 1))
     scripted.expect(LVS, stdout=lvs_out(("legacy-data", GiB + 1, "", "", "")))
+    # Grown first, renamed last: a failure leaves the LV under its own name.
+    scripted.expect(["lvextend", "-L", "2g", f"{VG}/legacy-data"])
     scripted.expect(["lvrename", VG, "legacy-data", f"volume-{VOL}"])
-    scripted.expect(["lvextend", "-L", "2g", f"{VG}/volume-{VOL}"])
     assert manageable.manage_existing(driver, VOL, {"source-name": "legacy-data"},
                                       owned_ids=set()) == 2
     scripted.assert_done()

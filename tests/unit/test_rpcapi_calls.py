@@ -27,7 +27,7 @@ def transport(conf: cfg.ConfigOpts) -> Iterator[Any]:
 
 
 def test_the_connect_call_needs_rpc_13() -> None:
-    assert rpcapi.RPC_API_VERSION == "1.3"
+    assert rpcapi.RPC_API_VERSION == "1.4"
     assert rpcapi.METHOD_VERSIONS["connect_attachment"] == "1.3"
     assert rpcapi.METHOD_VERSIONS["terminate_connection"] == "1.3"
 

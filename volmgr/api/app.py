@@ -27,6 +27,7 @@ from volmgr.api import (
     v3,
     v3_attachments,
     v3_info,
+    v3_manageable,
     v3_messages,
     v3_quotas,
     v3_snapshots,
@@ -77,7 +78,7 @@ class ApiApplication:
             expose=conf.api.expose_metrics)
         # Specific collections before the volume routes' catch-all ids.
         for module in (v3_types, v3_quotas, v3_transfers, v3_info, v3_messages,
-                       v3_attachments, v3_snapshots, v3):
+                       v3_attachments, v3_manageable, v3_snapshots, v3):
             module.add_routes(self.router, deps)
 
     def __call__(self, environ: dict[str, Any],

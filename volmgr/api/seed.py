@@ -45,7 +45,7 @@ def attachment_view(attachment: models.VolumeAttachment) -> dict[str, Any]:
 
 def volume_view(volume: models.Volume) -> dict[str, Any]:
     view = {
-        "id": volume.id, "status": volume.status, "size": volume.size,
+        "id": volume.id, "status": states.public_status(volume.status), "size": volume.size,
         "availabilityZone": volume.availability_zone,
         "createdAt": timestamp(volume.created_at),
         "displayName": volume.display_name,

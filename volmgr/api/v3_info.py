@@ -110,6 +110,12 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("SnapshotActions", "os-snapshot-actions", "Actions on snapshots.",
               "2013-07-16T00:00:00+00:00",
               ("snapshot_action", "os-update_snapshot_status")),
+    Extension("SnapshotManage", "os-snapshot-manage",
+              "Adopt existing snapshots of a storage host.", "2014-12-31T00:00:00+00:00",
+              ("route", "POST", "/os-snapshot-manage")),
+    Extension("SnapshotUnmanage", "os-snapshot-unmanage",
+              "Forget a snapshot without touching its storage.",
+              "2014-12-31T00:00:00+00:00", ("snapshot_action", "os-unmanage")),
     Extension("TypesExtraSpecs", "os-types-extra-specs", "Volume type extra specs.",
               "2011-08-24T00:00:00+00:00", ("route", "GET", "/types/probe/extra_specs")),
     Extension("TypesManage", "os-types-manage", "Creating and deleting volume types.",
@@ -120,6 +126,9 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("VolumeActions", "os-volume-actions",
               "Actions on volumes (attach, detach, extend, ...).",
               "2012-05-31T00:00:00+00:00", ("volume_action", "os-extend")),
+    Extension("VolumeManage", "os-volume-manage",
+              "Adopt existing storage of a storage host as volumes.",
+              "2014-02-10T00:00:00+00:00", ("route", "POST", "/os-volume-manage")),
     Extension("VolumeHostAttribute", "os-vol-host-attr",
               "Administrators see the host a volume lives on.", "2011-11-03T00:00:00+00:00"),
     Extension("VolumeImageMetadata", "os-vol-image-meta",
@@ -139,6 +148,9 @@ EXTENSIONS: tuple[Extension, ...] = (
     Extension("VolumeTypeEncryption", "encryption",
               "Encryption records of volume types.", "2013-07-01T00:00:00+00:00",
               ("route", "GET", "/types/probe/encryption")),
+    Extension("VolumeUnmanage", "os-volume-unmanage",
+              "Forget a volume without touching its storage.",
+              "2014-02-10T00:00:00+00:00", ("volume_action", "os-unmanage")),
 )
 
 

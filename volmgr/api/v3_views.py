@@ -39,7 +39,8 @@ def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
     encryption record."""
     admin = req.ctx.is_admin
     view: dict[str, Any] = {
-        "id": volume.id, "name": volume.display_name, "status": volume.status,
+        "id": volume.id, "name": volume.display_name,
+        "status": states.public_status(volume.status),
         "size": volume.size, "availability_zone": volume.availability_zone,
         "created_at": timestamp(volume.created_at),
         "updated_at": timestamp(volume.updated_at),
@@ -101,7 +102,8 @@ def snapshot_view(req: ApiRequest, snapshot: models.Snapshot, *,
     the summary list give it."""
     view: dict[str, Any] = {
         "id": snapshot.id, "name": snapshot.display_name,
-        "description": snapshot.display_description, "status": snapshot.status,
+        "description": snapshot.display_description,
+        "status": states.public_status(snapshot.status),
         "size": snapshot.size, "volume_id": snapshot.volume_id,
         "created_at": timestamp(snapshot.created_at),
         "updated_at": timestamp(snapshot.updated_at),

@@ -62,6 +62,21 @@ class AdminQueries(DatabaseCore):
             return found
         return self.run(work)
 
+    def snapshots_by_ids(self, snapshot_ids: Iterable[str]) -> dict[str, models.Snapshot]:
+        """Live snapshots among ``snapshot_ids`` (any host), keyed by id."""
+        ids = sorted(set(snapshot_ids))
+
+        def work(session: Session) -> dict[str, models.Snapshot]:
+            found: dict[str, models.Snapshot] = {}
+            for start in range(0, len(ids), _ID_CHUNK):
+                query = sa.select(models.Snapshot).where(
+                    models.Snapshot.deleted == sa.false(),
+                    models.Snapshot.id.in_(ids[start:start + _ID_CHUNK]))
+                for snapshot in session.execute(query).scalars():
+                    found[snapshot.id] = snapshot
+            return found
+        return self.run(work)
+
     def volume_force_delete_begin(self, volume_id: str,
                                   reason: str = FORCE_DELETE_REASON) -> models.Volume:
         """Move a volume to ``deleting`` from any status and close its attachments, in

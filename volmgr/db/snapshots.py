@@ -43,8 +43,11 @@ class SnapshotQueries(DatabaseCore):
     def snapshot_create(self, volume_id: str, *, project_id: str, user_id: str,
                         display_name: str | None = None,
                         display_description: str | None = None,
-                        metadata: Mapping[str, str] | None = None) -> models.Snapshot:
-        """Insert a ``creating`` snapshot while the volume is in a snapshottable status.
+                        metadata: Mapping[str, str] | None = None,
+                        status: str = states.SNAP_CREATING,
+                        size: int | None = None) -> models.Snapshot:
+        """Insert a ``creating`` snapshot while the volume is in a snapshottable status
+        (``managing`` with the ``size`` the storage reported, for an adopted one).
 
         The volume row is touched with a guarded UPDATE first: that locks it, so a
         concurrent delete (which requires "no snapshots") cannot slip in between.
@@ -56,11 +59,12 @@ class SnapshotQueries(DatabaseCore):
                 raise exception.VolumeStatusConflict(
                     volume_id=volume_id, status=volume.status,
                     expected=", ".join(states.CAN_SNAPSHOT_FROM))
+            snapshot_size = volume.size if size is None else size
             quota.reserve(session, self.quota_limits, project_id,
-                          {quota.SNAPSHOTS: 1, quota.GIGABYTES: volume.size})
+                          {quota.SNAPSHOTS: 1, quota.GIGABYTES: snapshot_size})
             snapshot = models.Snapshot(
                 volume_id=volume_id, project_id=project_id, user_id=user_id,
-                size=volume.size, status=states.SNAP_CREATING, host=volume.host,
+                size=snapshot_size, status=status, host=volume.host,
                 display_name=display_name, display_description=display_description,
                 metadata_=dict(metadata or {}), recovery_attempts=0)
             session.add(snapshot)

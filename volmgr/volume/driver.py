@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from volmgr import exception
+
+if TYPE_CHECKING:
+    from volmgr.volume.manageable import ManageableSnapshot, ManageableVolume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +136,39 @@ class VolumeDriver(abc.ABC):
     @abc.abstractmethod
     def list_exported_volume_ids(self) -> set[str]:
         """UUIDs of the volumes the target helper currently exports."""
+
+    # -- adopting existing storage (volmgr.volume.manageable) ---------------------------
+    # ``reference`` is the client's ``{"source-name": <name>}``; ``owned_ids`` are the
+    # ids of live rows, so what a row owns is listed as not safe to manage. Sizes are
+    # whole GiB, rounded up. A driver that cannot adopt refuses with InvalidInput.
+
+    def list_manageable_volumes(self, owned_ids: Collection[str]) -> list[ManageableVolume]:
+        raise self._cannot_adopt()
+
+    def manage_existing_get_size(self, reference: Mapping[str, Any]) -> int:
+        raise self._cannot_adopt()
+
+    def manage_existing(self, volume: VolumeRef, reference: Mapping[str, Any],
+                        owned_ids: Collection[str]) -> int:
+        """Take the object under management as ``volume`` (renamed to volmgr's scheme);
+        returns its size. Idempotent: one already adopted as ``volume`` is only sized."""
+        raise self._cannot_adopt()
+
+    def list_manageable_snapshots(self,
+                                  owned_ids: Collection[str]) -> list[ManageableSnapshot]:
+        raise self._cannot_adopt()
+
+    def manage_existing_snapshot_get_size(self, volume_id: str,
+                                          reference: Mapping[str, Any]) -> int:
+        raise self._cannot_adopt()
+
+    def manage_existing_snapshot(self, snapshot: SnapshotRef, reference: Mapping[str, Any],
+                                 owned_ids: Collection[str]) -> int:
+        raise self._cannot_adopt()
+
+    def _cannot_adopt(self) -> exception.InvalidInput:
+        return exception.InvalidInput(
+            reason=f"the {self.name} driver cannot adopt existing storage")
 
     def local_path(self, volume: VolumeRef) -> str:
         """Path of the volume's block device or image on this host (what is exported,

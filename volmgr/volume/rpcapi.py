@@ -12,7 +12,10 @@ API version history:
 
 * 1.0 - Initial version: create_volume, delete_volume, attach_volume, detach_volume,
   extend_volume, create_snapshot, delete_snapshot (casts); get_capabilities, ping
-  (calls).
+  (calls). get_capabilities and ping were later withdrawn from both sides, with no
+  version change: no volmgr process ever sent them (a manager's capabilities reach the
+  API through its heartbeat in the services table, and that heartbeat also says whether
+  it is up), so no client depended on them.
 * 1.1 - create_volume accepts ``snapshot_id`` to create a volume from a snapshot.
 * 1.2 - create_volume accepts ``source_volid`` to clone a volume (the manager reads the
   source from the row; the argument keys the work under the source volume).
@@ -20,6 +23,9 @@ API version history:
   connection_info) and terminate_connection (call: withdraw a connector), for the v3
   attachments API and the volume connection actions. extend_volume may now be sent for
   an in-use volume (the manager re-reads the live LUN's size).
+* 1.4 - Adopting existing storage: get_manageable_volumes, get_manageable_snapshots and
+  manage_existing_get_size (calls: what only the storage host can see), manage_existing,
+  manage_existing_snapshot, unmanage_volume and unmanage_snapshot (casts).
 
 An API newer than some managers is capped with ``[upgrade_levels] volume = 1.0`` during
 a rolling upgrade; the client then refuses to send a message that needs more.
@@ -35,7 +41,7 @@ from oslo_config import cfg
 from volmgr import exception, rpc
 from volmgr.context import RequestContext
 
-RPC_API_VERSION = "1.3"
+RPC_API_VERSION = "1.4"
 
 #: Version create_volume needs when it carries a snapshot_id.
 CREATE_FROM_SNAPSHOT_VERSION = "1.1"
@@ -51,10 +57,15 @@ METHOD_VERSIONS = {
     "extend_volume": "1.0",
     "create_snapshot": "1.0",
     "delete_snapshot": "1.0",
-    "get_capabilities": "1.0",
-    "ping": "1.0",
     "connect_attachment": "1.3",
     "terminate_connection": "1.3",
+    "get_manageable_volumes": "1.4",
+    "get_manageable_snapshots": "1.4",
+    "manage_existing_get_size": "1.4",
+    "manage_existing": "1.4",
+    "manage_existing_snapshot": "1.4",
+    "unmanage_volume": "1.4",
+    "unmanage_snapshot": "1.4",
 }
 #: Version an extend of an in-use volume needs (older managers grow only detached ones).
 EXTEND_ATTACHED_VERSION = "1.3"
@@ -128,11 +139,6 @@ class VolumeAPI:
     def delete_snapshot(self, context: RequestContext, host: str, snapshot_id: str) -> None:
         self._cast(context, "delete_snapshot", host, snapshot_id=snapshot_id)
 
-    def extend_attached_volume(self, context: RequestContext, host: str, volume_id: str,
-                               new_size: int) -> None:
-        self._cast(context, "extend_volume", host, EXTEND_ATTACHED_VERSION,
-                   volume_id=volume_id, new_size=new_size)
-
     def connect_attachment(self, context: RequestContext, host: str, volume_id: str,
                            attachment_id: str, connector: dict[str, Any]) -> dict[str, Any]:
         """Bounded call; ServiceUnavailable when the host does not answer in time."""
@@ -144,6 +150,39 @@ class VolumeAPI:
                              attachment_id: str | None = None) -> None:
         self._call(context, "terminate_connection", host, volume_id=volume_id,
                    connector=connector, attachment_id=attachment_id)
+
+    # -- adopting existing storage (1.4) -------------------------------------------------
+
+    def get_manageable_volumes(self, context: RequestContext,
+                               host: str) -> list[dict[str, Any]]:
+        return list(self._call(context, "get_manageable_volumes", host))
+
+    def get_manageable_snapshots(self, context: RequestContext,
+                                 host: str) -> list[dict[str, Any]]:
+        return list(self._call(context, "get_manageable_snapshots", host))
+
+    def manage_existing_get_size(self, context: RequestContext, host: str,
+                                 reference: dict[str, Any],
+                                 volume_id: str | None = None) -> int:
+        return int(self._call(context, "manage_existing_get_size", host,
+                              reference=reference, volume_id=volume_id))
+
+    def manage_existing(self, context: RequestContext, host: str, volume_id: str,
+                        reference: dict[str, Any]) -> None:
+        self._cast(context, "manage_existing", host, volume_id=volume_id,
+                   reference=reference)
+
+    def manage_existing_snapshot(self, context: RequestContext, host: str,
+                                 snapshot_id: str, reference: dict[str, Any]) -> None:
+        self._cast(context, "manage_existing_snapshot", host, snapshot_id=snapshot_id,
+                   reference=reference)
+
+    def unmanage_volume(self, context: RequestContext, host: str, volume_id: str) -> None:
+        self._cast(context, "unmanage_volume", host, volume_id=volume_id)
+
+    def unmanage_snapshot(self, context: RequestContext, host: str,
+                          snapshot_id: str) -> None:
+        self._cast(context, "unmanage_snapshot", host, snapshot_id=snapshot_id)
 
     def _call(self, context: RequestContext, method: str, host: str,
               **kwargs: Any) -> Any:
@@ -161,12 +200,3 @@ class VolumeAPI:
             raise exception.ServiceUnavailable(
                 reason=f"the storage host {host} cannot be reached: "
                 f"{type(error).__name__}") from None
-
-    def get_capabilities(self, context: RequestContext, host: str) -> dict[str, Any]:
-        cctxt = self._prepare("get_capabilities", host, call=True)
-        result: dict[str, Any] = cctxt.call(context.to_dict(), "get_capabilities")
-        return result
-
-    def ping(self, context: RequestContext, host: str) -> str:
-        cctxt = self._prepare("ping", host, call=True)
-        return str(cctxt.call(context.to_dict(), "ping"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -20,6 +21,14 @@ from volmgr import exception
 from volmgr.volume.driver import Capacity, SnapshotRef, VolumeRef
 from volmgr.volume.drivers.base import ExportingDriver
 from volmgr.volume.executor import Executor
+from volmgr.volume.manageable import (
+    ManageableSnapshot,
+    ManageableVolume,
+    owner_of,
+    reference_name,
+    size_gb,
+    verdict,
+)
 from volmgr.volume.targets.base import TargetHelper, canonical_uuid, safe_path, volume_name
 
 GiB = 1024 ** 3
@@ -171,6 +180,88 @@ class FileDriver(ExportingDriver):
             raise exception.BackendError(reason=f"image {source_path} is missing")
         self._copy_published(source_path, path, _gib(volume.size))
         return {}
+
+    # -- adopting existing images ----------------------------------------------------------
+    # Any regular file in volumes_dir is a candidate volume, any in
+    # snapshots/volume-<uuid>/ a candidate snapshot of that volume. Adopting grows the
+    # file to whole GiB, then renames it (the rename is the commit point).
+
+    def list_manageable_volumes(self, owned_ids: Collection[str]) -> list[ManageableVolume]:
+        found = []
+        for entry in self._images(self.volumes_dir):
+            owner = owner_of(entry.name, "volume-")
+            reason = verdict(entry.name, owner, owned_ids)
+            found.append(ManageableVolume(entry.name, size_gb(entry.stat().st_size),
+                                          reason is None, reason,
+                                          owner if reason == "Already managed" else None))
+        return found
+
+    def manage_existing_get_size(self, reference: Mapping[str, Any]) -> int:
+        return size_gb(os.stat(self._candidate(self.volumes_dir, reference)).st_size)
+
+    def manage_existing(self, volume: VolumeRef, reference: Mapping[str, Any],
+                        owned_ids: Collection[str]) -> int:
+        target = self._volume_path(volume.id)
+        return self._adopt(self.volumes_dir, reference, target, "volume-", owned_ids)
+
+    def list_manageable_snapshots(self,
+                                  owned_ids: Collection[str]) -> list[ManageableSnapshot]:
+        found = []
+        for directory in sorted(self._snapshot_dirs()):
+            parent = os.path.basename(directory)
+            for entry in self._images(directory):
+                owner = owner_of(entry.name, "snapshot-")
+                reason = verdict(entry.name, owner, owned_ids)
+                found.append(ManageableSnapshot(
+                    entry.name, size_gb(entry.stat().st_size), reason is None, parent,
+                    reason, owner if reason == "Already managed" else None))
+        return found
+
+    def manage_existing_snapshot_get_size(self, volume_id: str,
+                                          reference: Mapping[str, Any]) -> int:
+        directory = self._snapshot_dir(volume_id)
+        return size_gb(os.stat(self._candidate(directory, reference)).st_size)
+
+    def manage_existing_snapshot(self, snapshot: SnapshotRef, reference: Mapping[str, Any],
+                                 owned_ids: Collection[str]) -> int:
+        return self._adopt(self._snapshot_dir(snapshot.volume_id), reference,
+                           self._snapshot_path(snapshot), "snapshot-", owned_ids)
+
+    def _adopt(self, directory: str, reference: Mapping[str, Any], target: str,
+               prefix: str, owned_ids: Collection[str]) -> int:
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.basename(target) != reference_name(reference):
+                return size_gb(os.stat(target).st_size)  # adopted already
+        path = self._candidate(directory, reference)
+        name = os.path.basename(path)
+        reason = verdict(name, owner_of(name, prefix), owned_ids)
+        if reason is not None:
+            raise exception.InvalidInput(reason=f"{name} cannot be managed: {reason}")
+        size = os.stat(path).st_size
+        gib = size_gb(size)
+        if size < gib * GiB:
+            os.truncate(path, gib * GiB)
+        os.rename(path, target)
+        return gib
+
+    @staticmethod
+    def _candidate(directory: str, reference: Mapping[str, Any]) -> str:
+        name = reference_name(reference)
+        path = os.path.join(directory, name)
+        if name.startswith(".") or not os.path.isfile(path):
+            raise exception.InvalidInput(reason=f"no image named {name} in {directory}")
+        return path
+
+    @staticmethod
+    def _images(directory: str) -> list[os.DirEntry[str]]:
+        """The regular files of ``directory`` by name, without temporary ones."""
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return []
+        return sorted((entry for entry in entries
+                       if entry.is_file(follow_symlinks=False)
+                       and not entry.name.startswith(".")), key=lambda entry: entry.name)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -13,15 +13,17 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from oslo_config import cfg
 
 from volmgr import exception
-from volmgr.volume import lvmshell
+from volmgr.volume import lvmshell, manageable
 from volmgr.volume.driver import Capacity, SnapshotRef, VolumeRef
 from volmgr.volume.drivers.base import ExportingDriver
 from volmgr.volume.executor import CommandResult, Executor
+from volmgr.volume.manageable import ManageableSnapshot, ManageableVolume
 from volmgr.volume.targets.base import TargetHelper, canonical_uuid, volume_name
 
 LOG = logging.getLogger(__name__)
@@ -260,6 +262,31 @@ class LVMDriver(ExportingDriver):
         return {}
 
     # -- helpers --------------------------------------------------------------------------
+
+    # -- adopting existing LVs -------------------------------------------------------------
+
+    def list_manageable_volumes(self, owned_ids: Collection[str]) -> list[ManageableVolume]:
+        return manageable.list_manageable_volumes(self, owned_ids)
+
+    def manage_existing_get_size(self, reference: Mapping[str, Any]) -> int:
+        return manageable.manage_existing_get_size(self, reference)
+
+    def manage_existing(self, volume: VolumeRef, reference: Mapping[str, Any],
+                        owned_ids: Collection[str]) -> int:
+        return manageable.manage_existing(self, volume.id, reference, owned_ids)
+
+    def list_manageable_snapshots(self,
+                                  owned_ids: Collection[str]) -> list[ManageableSnapshot]:
+        return manageable.list_manageable_snapshots(self, owned_ids)
+
+    def manage_existing_snapshot_get_size(self, volume_id: str,
+                                          reference: Mapping[str, Any]) -> int:
+        return manageable.manage_existing_snapshot_get_size(self, volume_id, reference)
+
+    def manage_existing_snapshot(self, snapshot: SnapshotRef, reference: Mapping[str, Any],
+                                 owned_ids: Collection[str]) -> int:
+        return manageable.manage_existing_snapshot(self, snapshot.id, snapshot.volume_id,
+                                                   reference, owned_ids)
 
     def _install_shell_profile(self) -> None:
         path = lvmshell.profile_path(self.env.get("LVM_SYSTEM_DIR", "/etc/lvm"))
