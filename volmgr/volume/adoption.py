@@ -23,6 +23,7 @@ from volmgr import exception, metrics, states
 from volmgr.context import RequestContext
 from volmgr.db import Database
 from volmgr.volume.driver import VolumeDriver
+from volmgr.volume.manageable import SOURCE_NAME
 from volmgr.volume.notifications import VolumeNotifier
 from volmgr.volume.operations import failure_reason, snapshot_ref, volume_ref
 
@@ -50,6 +51,25 @@ class Adoption:
         on_backend = self.driver.list_snapshots() or {}
         owned = set(self.db.snapshots_by_ids(on_backend))
         return [entry.as_dict() for entry in self.driver.list_manageable_snapshots(owned)]
+
+    def size_to_manage(self, reference: Mapping[str, Any],
+                       volume_id: str | None = None) -> int:
+        """The size in GiB a volume adopted from ``reference`` would have or, with
+        ``volume_id``, a snapshot of that volume; InvalidInput naming the reason when
+        the object does not exist or is not safe to manage (so the API refuses the
+        request before it writes a row)."""
+        if volume_id is None:
+            size = self.driver.manage_existing_get_size(reference)
+            entries: list[dict[str, Any]] = self.manageable_volumes()
+        else:
+            size = self.driver.manage_existing_snapshot_get_size(volume_id, reference)
+            entries = self.manageable_snapshots()
+        name = reference.get(SOURCE_NAME)
+        entry = next((e for e in entries if e["reference"].get(SOURCE_NAME) == name), None)
+        if entry is None or not entry["safe_to_manage"]:
+            why = entry["reason_not_safe"] if entry else "not a manageable object"
+            raise exception.InvalidInput(reason=f"{name} cannot be managed: {why}")
+        return size
 
     # -- volumes ----------------------------------------------------------------------
 

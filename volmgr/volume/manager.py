@@ -145,9 +145,7 @@ class VolumeManager:
                                  volume_id: str | None = None) -> int:
         """The size in GiB a volume adopted from ``reference`` will have or, with
         ``volume_id``, a snapshot of that volume (since 1.4)."""
-        if volume_id is not None:
-            return self.driver.manage_existing_snapshot_get_size(volume_id, reference)
-        return self.driver.manage_existing_get_size(reference)
+        return self.adoption.size_to_manage(reference, volume_id)
 
     @messaging.expose
     def connect_attachment(self, context: dict[str, Any], volume_id: str,
