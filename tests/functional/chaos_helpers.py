@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import requests
 
 from tests import services
+from tests.db_reads import quota_usage
 from tests.functional.storage_env import LoopVG, Tgtd
 from tests.functional.volume_daemon import rabbitmqctl, wait_for
 from volmgr import states
@@ -365,7 +366,7 @@ def check_quota(world: World) -> list[str]:
         snapshots = world.db.snapshot_list(project)
         expected = {"volumes": len(volumes), "snapshots": len(snapshots),
                     "gigabytes": sum(v.size for v in volumes) + sum(s.size for s in snapshots)}
-        usage = world.db.quota_usage(project)
+        usage = quota_usage(world.db, project)
         actual = {key: usage.get(key, 0) for key in expected}
         if actual != expected:
             problems.append(f"quota of {project}: usage {actual}, live rows hold {expected}")

@@ -28,6 +28,7 @@ import pytest
 import requests
 
 from tests import services
+from tests.db_reads import quota_usage
 from tests.functional import storage_env
 from tests.functional.chaos_helpers import (
     Api,
@@ -457,7 +458,7 @@ def test_random_conflicting_requests_with_a_manager_crash_and_a_broker_outage_ke
     assert cluster.tgtd.target_iqns() == set()
     assert target_files(cluster.targets_dir) == set()
     for project in cluster.projects:
-        usage = cluster.db.quota_usage(project)
+        usage = quota_usage(cluster.db, project)
         assert all(value == 0 for value in usage.values()), (project, usage)
     assert cluster.api is not None and cluster.api.alive()
     assert "Traceback" not in cluster.api.text(), cluster.api.text()[-5000:]

@@ -11,8 +11,9 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+from tests.db_reads import quota_usage
 from volmgr import exception, states
-from volmgr.db import Database, migration
+from volmgr.db import Database, migration, quota
 from volmgr.db import engine as engine_mod
 
 MANAGE = os.path.join(os.path.dirname(sys.executable), "volmgr-manage")
@@ -84,14 +85,15 @@ def test_fifty_reservations_against_twenty_gib_admit_exactly_twenty(
 
     def reserve() -> bool:
         try:
-            postgres_db.quota_reserve("p1", {"gigabytes": 1})
+            postgres_db.run(lambda s: quota.reserve(s, postgres_db.quota_limits, "p1",
+                                                    {"gigabytes": 1}))
             return True
         except exception.QuotaExceeded:
             return False
 
     results = _race(50, reserve)
     assert results.count(True) == 20
-    assert postgres_db.quota_usage("p1")["gigabytes"] == 20
+    assert quota_usage(postgres_db, "p1")["gigabytes"] == 20
 
 
 def test_fifty_concurrent_creates_respect_the_volume_quota(postgres_db: Database) -> None:
@@ -106,7 +108,7 @@ def test_fifty_concurrent_creates_respect_the_volume_quota(postgres_db: Database
 
     assert _race(50, create).count(True) == 7
     assert len(postgres_db.volume_list("p9")) == 7
-    assert postgres_db.quota_usage("p9") == {"volumes": 7, "gigabytes": 7}
+    assert quota_usage(postgres_db, "p9") == {"volumes": 7, "gigabytes": 7}
 
 
 def test_concurrent_creates_on_mariadb_respect_the_quota(mysql_url: str) -> None:
@@ -122,7 +124,7 @@ def test_concurrent_creates_on_mariadb_respect_the_quota(mysql_url: str) -> None
             return False
 
     assert _race(20, create).count(True) == 5
-    assert database.quota_usage("p1")["volumes"] == 5
+    assert quota_usage(database, "p1")["volumes"] == 5
     database.dispose()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.db_reads import quota_usage
 from volmgr import exception, states
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
@@ -70,7 +71,7 @@ def test_one_request_wins_each_offer_and_usage_follows_the_rows(real_db: Databas
     for project in ("p1", *RECEIVERS):
         volumes = real_db.volume_list(project)
         snapshots = real_db.snapshot_list(project)
-        usage = real_db.quota_usage(project)
+        usage = quota_usage(real_db, project)
         assert usage.get("volumes", 0) == len(volumes)
         assert usage.get("snapshots", 0) == len(snapshots)
         assert usage.get("gigabytes", 0) == sum(v.size for v in volumes) + sum(

@@ -10,6 +10,7 @@ from typing import Any
 import webob
 from oslo_config import cfg
 
+from tests.db_reads import newest_attachment
 from volmgr import exception, rpc, states
 from volmgr.api.app import build_app
 from volmgr.context import RequestContext
@@ -118,7 +119,7 @@ def finish(db: Database, volume_id: str) -> None:
 
 def attach_done(db: Database, volume_id: str, info: dict[str, Any] | None = None) -> None:
     """What the manager does when an attach succeeds."""
-    attachment = db.attachment_for_volume(volume_id)
+    attachment = newest_attachment(db, volume_id)
     assert attachment is not None
     assert db.attach_complete(volume_id, attachment.id, info or {
         "driver_volume_type": "iscsi",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from defusedxml import ElementTree as SafeET
 
+from tests.db_reads import newest_attachment
 from tests.unit import api_helpers as h
 from volmgr import states
 from volmgr.db import Database
@@ -177,7 +178,7 @@ def test_attach_answers_202_records_the_attachment_and_casts(
     assert answer.json == {"volumeAttachment": {"id": volume_id, "volumeId": volume_id,
                                                 "serverId": "srv1", "device": "/dev/vdb"}}
     assert db.volume_get(volume_id).status == states.ATTACHING
-    attachment = db.attachment_for_volume(volume_id)
+    attachment = newest_attachment(db, volume_id)
     assert attachment is not None and attachment.connector == connector
     assert rpcapi.casts[-1].method == "attach_volume"
     assert rpcapi.casts[-1].args["attachment_id"] == attachment.id
@@ -225,7 +226,7 @@ def test_attachment_xml_carries_connection_info(app: Any, db: Database) -> None:
            raw=f'<volumeAttachment volumeId="{volume_id}" device="/dev/vdc">'
            '<connector initiator="iqn.2004-10.com.example:host1"/></volumeAttachment>'
            .encode(), content_type="application/xml")
-    attachment = db.attachment_for_volume(volume_id)
+    attachment = newest_attachment(db, volume_id)
     assert attachment is not None
     assert attachment.connector == {"initiator": "iqn.2004-10.com.example:host1"}
     h.attach_done(db, volume_id)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.db_reads import quota_usage
 from tests.unit import api_helpers as h
 from volmgr import states
 from volmgr.db import Database
@@ -144,7 +145,7 @@ def test_extend_answers_202_reserves_the_extra_quota_and_casts(
                     {"os-extend": {"new_size": 3}})
     assert answer.status_int == 202, answer.text
     assert db.volume_get(volume_id).status == states.EXTENDING
-    assert db.quota_usage("p1")["gigabytes"] == 3
+    assert quota_usage(db, "p1")["gigabytes"] == 3
     assert rpcapi.casts[-1].method == "extend_volume"
     assert rpcapi.casts[-1].args["new_size"] == 3
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.db_reads import quota_usage
 from tests.unit import api_helpers as h
 from volmgr import states
 from volmgr.db import Database, models
@@ -221,8 +222,8 @@ def test_accept_gives_the_volume_snapshots_and_quota_usage_to_the_receiver(
     assert (volume.status, volume.project_id, volume.user_id) == ("available", "p2", "u2")
     snap = db.snapshot_get(snapshot_id)
     assert (snap.project_id, snap.user_id) == ("p2", "u2")
-    assert db.quota_usage("p1") == {"volumes": 0, "gigabytes": 0, "snapshots": 0}
-    assert db.quota_usage("p2") == {"volumes": 1, "gigabytes": 6, "snapshots": 1}
+    assert quota_usage(db, "p1") == {"volumes": 0, "gigabytes": 0, "snapshots": 0}
+    assert quota_usage(db, "p2") == {"volumes": 1, "gigabytes": 6, "snapshots": 1}
     # The receiver now owns it; the donor no longer sees it, and the offer is gone.
     assert h.call(app, "GET", f"/v3/p2/volumes/{volume_id}",
                   token=h.OTHER_TOKEN).status_int == 200
@@ -241,8 +242,8 @@ def test_a_transfer_without_snapshots_leaves_them_and_their_usage_with_the_donor
     assert transfer["no_snapshots"] is True
     assert accept(app, transfer["id"], transfer["auth_key"], NEW, "3.55").status_int == 202
     assert db.snapshot_get(snapshot_id).project_id == "p1"
-    assert db.quota_usage("p1") == {"volumes": 0, "gigabytes": 2, "snapshots": 1}
-    assert db.quota_usage("p2") == {"volumes": 1, "gigabytes": 2}
+    assert quota_usage(db, "p1") == {"volumes": 0, "gigabytes": 2, "snapshots": 1}
+    assert quota_usage(db, "p2") == {"volumes": 1, "gigabytes": 2}
 
 
 def test_a_wrong_auth_key_is_400_and_changes_nothing(app: Any, db: Database) -> None:
@@ -282,8 +283,8 @@ def test_a_receiver_without_quota_is_refused_413_and_nothing_moves(
     assert answer.status_int == 413
     volume = db.volume_get(volume_id)
     assert (volume.status, volume.project_id) == ("awaiting-transfer", "p1")
-    assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 4, "snapshots": 1}
-    assert db.quota_usage("p2").get("gigabytes", 0) == 0
+    assert quota_usage(db, "p1") == {"volumes": 1, "gigabytes": 4, "snapshots": 1}
+    assert quota_usage(db, "p2").get("gigabytes", 0) == 0
     assert h.call(app, "GET", f"/v3/p1/{LEGACY}/{transfer['id']}").status_int == 200
     # The receiver's per-volume limit applies too.
     h.call(app, "PUT", "/v3/adminproject/os-quota-sets/p2",
@@ -304,7 +305,7 @@ def test_a_snapshot_that_is_no_longer_available_stops_the_accept(
                                   {"status": states.SNAP_ERROR})
     assert accept(app, transfer["id"], transfer["auth_key"]).status_int == 400
     assert db.volume_get(volume_id).project_id == "p1"
-    assert db.quota_usage("p2").get("volumes", 0) == 0
+    assert quota_usage(db, "p2").get("volumes", 0) == 0
 
 
 # -- delete ----------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from tests.db_reads import quota_usage
 from volmgr import exception, states
-from volmgr.db import Database
+from volmgr.db import Database, models, quota
 
 
 def _volume(db: Database, project: str = "p1", size: int = 1, **kwargs: object):
@@ -17,7 +19,7 @@ def test_created_volume_is_creating_with_quota_reserved(db: Database) -> None:
     volume = _volume(db, size=3, display_name="v1", metadata={"k": "v"})
     assert volume.status == states.CREATING
     assert volume.metadata_ == {"k": "v"}
-    assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 3}
+    assert quota_usage(db, "p1") == {"volumes": 1, "gigabytes": 3}
 
 
 def test_transition_wins_only_from_an_expected_status(db: Database) -> None:
@@ -100,7 +102,7 @@ def test_destroy_soft_deletes_and_releases_quota(db: Database) -> None:
     assert not db.volume_destroy(volume.id)
     with pytest.raises(exception.VolumeNotFound):
         db.volume_get(volume.id)
-    assert db.quota_usage("p1") == {"volumes": 0, "gigabytes": 0}
+    assert quota_usage(db, "p1") == {"volumes": 0, "gigabytes": 0}
 
 
 def test_quota_exceeded_reserves_nothing(conf, db: Database) -> None:
@@ -108,14 +110,14 @@ def test_quota_exceeded_reserves_nothing(conf, db: Database) -> None:
     _volume(db, size=4)
     with pytest.raises(exception.QuotaExceeded, match="gigabytes"):
         _volume(db, size=2)
-    assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 4}
+    assert quota_usage(db, "p1") == {"volumes": 1, "gigabytes": 4}
     assert len(db.volume_list("p1")) == 1
 
 
 def test_release_never_takes_usage_below_zero(db: Database) -> None:
-    db.quota_reserve("p1", {"gigabytes": 2})
-    db.quota_release("p1", {"gigabytes": 5})
-    assert db.quota_usage("p1")["gigabytes"] == 0
+    db.run(lambda s: quota.reserve(s, db.quota_limits, "p1", {"gigabytes": 2}))
+    db.run(lambda s: quota.release(s, "p1", {"gigabytes": 5}))
+    assert quota_usage(db, "p1")["gigabytes"] == 0
 
 
 def test_extend_reserves_the_difference_and_failure_gives_it_back(db: Database) -> None:
@@ -125,9 +127,9 @@ def test_extend_reserves_the_difference_and_failure_gives_it_back(db: Database) 
         db.volume_begin_extend(volume.id, 1)
     extending = db.volume_begin_extend(volume.id, 5)
     assert (extending.status, extending.target_size) == (states.EXTENDING, 5)
-    assert db.quota_usage("p1")["gigabytes"] == 5
+    assert quota_usage(db, "p1")["gigabytes"] == 5
     assert db.volume_fail_extend(volume.id, "lvextend failed")
-    assert db.quota_usage("p1")["gigabytes"] == 2
+    assert quota_usage(db, "p1")["gigabytes"] == 2
     assert db.volume_get(volume.id).status == states.ERROR_EXTENDING
 
 
@@ -135,7 +137,7 @@ def test_finished_extend_sets_the_new_size(db: Database) -> None:
     volume = _volume(db, size=2)
     db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})
     db.volume_begin_extend(volume.id, 3)
-    assert db.volume_finish_extend(volume.id)
+    assert db.volume_finish_extend_settled(volume.id)
     extended = db.volume_get(volume.id)
     assert (extended.size, extended.status, extended.target_size) == (3, states.AVAILABLE, None)
 
@@ -146,13 +148,13 @@ def test_volume_with_snapshots_cannot_be_deleted(db: Database) -> None:
     snapshot = db.snapshot_create(volume.id, project_id="p1", user_id="u1",
                                   display_name="s")
     assert snapshot.size == 2 and snapshot.host == "node1"
-    assert db.quota_usage("p1") == {"volumes": 1, "gigabytes": 4, "snapshots": 1}
+    assert quota_usage(db, "p1") == {"volumes": 1, "gigabytes": 4, "snapshots": 1}
     with pytest.raises(exception.VolumeHasSnapshots):
         db.volume_transition_or_raise(volume.id, states.CAN_DELETE_FROM,
                                       {"status": states.DELETING}, no_snapshots=True)
     db.snapshot_transition(snapshot.id, [states.SNAP_CREATING], {"status": states.SNAP_DELETING})
     assert db.snapshot_destroy(snapshot.id)
-    assert db.quota_usage("p1")["snapshots"] == 0
+    assert quota_usage(db, "p1")["snapshots"] == 0
     db.volume_transition_or_raise(volume.id, states.CAN_DELETE_FROM,
                                   {"status": states.DELETING}, no_snapshots=True)
 
@@ -202,14 +204,16 @@ def test_a_failed_extend_can_be_retried(db: Database) -> None:
     retried = db.volume_begin_extend(volume.id, 3)
     assert (retried.status, retried.target_size, retried.status_reason) == (
         states.EXTENDING, 3, None)
-    assert db.quota_usage("p1")["gigabytes"] == 3
+    assert quota_usage(db, "p1")["gigabytes"] == 3
 
 
 def test_attach_completes_both_rows_or_neither(db: Database) -> None:
     volume = _volume(db)
     db.volume_transition(volume.id, [states.CREATING], {"status": states.AVAILABLE})
     attachment = db.attachment_begin(volume.id, server_id="s1", device=None)
-    db.attachment_update(attachment.id, {"attach_status": states.ATTACH_DETACHING})
+    db.run(lambda s: s.execute(sa.update(models.VolumeAttachment).where(
+        models.VolumeAttachment.id == attachment.id).values(
+        attach_status=states.ATTACH_DETACHING)))
     assert not db.attach_complete(volume.id, attachment.id, {"driver_volume_type": "iscsi"})
     assert db.volume_get(volume.id).status == states.ATTACHING
 
@@ -220,7 +224,7 @@ def test_force_delete_of_an_extending_volume_gives_all_its_gigabytes_back(db: Da
     db.volume_begin_extend(volume.id, 5)
     db.volume_force_delete_begin(volume.id)
     assert db.volume_destroy(volume.id)
-    assert db.quota_usage("p1") == {"volumes": 0, "gigabytes": 0}
+    assert quota_usage(db, "p1") == {"volumes": 0, "gigabytes": 0}
 
 
 def test_resetting_a_stuck_extend_gives_its_reservation_back(db: Database) -> None:
@@ -230,7 +234,7 @@ def test_resetting_a_stuck_extend_gives_its_reservation_back(db: Database) -> No
     assert db.volume_reset_state(volume.id, states.EXTENDING, states.AVAILABLE, "reset")
     reset = db.volume_get(volume.id)
     assert (reset.status, reset.size, reset.target_size) == (states.AVAILABLE, 1, None)
-    assert db.quota_usage("p1")["gigabytes"] == 1
+    assert quota_usage(db, "p1")["gigabytes"] == 1
 
 
 def test_a_volume_from_a_snapshot_being_deleted_is_refused(db: Database) -> None:

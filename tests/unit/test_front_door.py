@@ -32,6 +32,7 @@ import webob
 from defusedxml import ElementTree as SafeET
 from oslo_config import cfg
 
+from tests.db_reads import newest_attachment
 from tests.unit import api_helpers as h
 from volmgr import exception
 from volmgr.api import input_gate, server
@@ -225,7 +226,7 @@ def test_3_a_300_character_server_id_in_the_attach_url_is_a_400(app: Any,
                     {"volumeAttachment": {"volumeId": volume, "device": "/dev/vdb"}})
     assert answer.status_int == 400, answer.text
     assert "'server_id' is longer than 255" in answer.json["badRequest"]["message"]
-    assert db.attachment_for_volume(volume) is None
+    assert newest_attachment(db, volume) is None
 
 
 def test_3_a_name_longer_than_its_column_is_a_400(app: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.db_reads import quota_usage
 from volmgr import rpc, states
 from volmgr.cmd import manage
 from volmgr.db import Database
@@ -235,7 +236,7 @@ def test_force_delete_of_a_volume_without_host_destroys_the_row(db, run):
     assert json.loads(out) == [{"id": volume_id, "host": None,
                                 "result": "deleted (no host: database only)"}]
     assert db.volume_list() == []
-    assert db.quota_usage("p1")["volumes"] == 0
+    assert quota_usage(db, "p1")["volumes"] == 0
 
 
 def test_force_delete_refuses_a_volume_with_snapshots_and_goes_on_with_the_rest(db, run):

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from oslo_config import cfg
 
+from tests.db_reads import quota_usage
 from tests.unit.volume_fakes import FakeDriver
 from volmgr import exception, states
 from volmgr.db import Database, models
@@ -182,7 +183,7 @@ def test_giving_up_uses_the_matching_error_status(recovery: Recovery,
     assert row.status == error_status
     assert "recovery attempts" in (row.status_reason or "")
     if status == states.EXTENDING:
-        assert db.quota_usage("p1")["gigabytes"] == 1  # the reserved GiB came back
+        assert quota_usage(db, "p1")["gigabytes"] == 1  # the reserved GiB came back
 
 
 def test_a_stuck_snapshot_gives_up_into_error(recovery: Recovery, manager: VolumeManager,

@@ -41,7 +41,7 @@ class _Prepared:
 
     def call(self, ctxt: dict[str, Any], method: str, **kwargs: Any) -> Any:
         self._record("call", ctxt, method, kwargs)
-        return {"total_capacity_gb": 1.0} if method == "get_capabilities" else "node-a"
+        return {"driver_volume_type": "iscsi"} if method == "connect_attachment" else None
 
 
 class _Recorder:
@@ -101,16 +101,23 @@ def test_each_cast_goes_to_the_volume_topic_on_the_owning_host(
         "retry": 2, "timeout": None}
 
 
-@pytest.mark.parametrize(("method", "answer"), [("get_capabilities", {"total_capacity_gb": 1.0}),
-                                                ("ping", "node-a")])
+CONNECTOR = {"initiator": "iqn.1993-08.org.debian:01:abc"}
+
+
+@pytest.mark.parametrize(("method", "args", "answer"), [
+    ("connect_attachment", {"volume_id": VOL, "attachment_id": ATT, "connector": CONNECTOR},
+     {"driver_volume_type": "iscsi"}),
+    ("terminate_connection", {"volume_id": VOL, "connector": CONNECTOR,
+                              "attachment_id": ATT}, None)])
 def test_calls_are_bounded_by_the_call_timeout(conf: cfg.ConfigOpts, transport: Any,
-                                               method: str, answer: Any) -> None:
+                                               method: str, args: dict[str, Any],
+                                               answer: Any) -> None:
     api, recorder = _api(conf, transport, call_timeout=7)
-    assert getattr(api, method)(CTX, "node-a") == answer
+    assert getattr(api, method)(CTX, "node-a", **args) == answer
     [message] = recorder.sent
     assert (message["kind"], message["topic"], message["server"], message["version"],
             message["method"], message["args"], message["timeout"]) == (
-        "call", "volmgr-volume", "node-a", "1.0", method, {}, 7)
+        "call", "volmgr-volume", "node-a", "1.3", method, args, 7)
 
 
 def test_the_context_carries_identities_only() -> None:

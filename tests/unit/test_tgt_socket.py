@@ -102,8 +102,8 @@ def test_account_new_sends_exactly_what_tgtadm_sends(client, tgtd) -> None:
     assert tgtd.requests == [TGTADM_ACCOUNT_NEW]
 
 
-def test_account_bind_sends_exactly_what_tgtadm_sends(client, tgtd) -> None:
-    client.bind_account(1, "u1")
+def test_a_request_for_a_target_sends_its_tid_where_tgtadm_does(client, tgtd) -> None:
+    client.request(Mode.ACCOUNT, Op.BIND, {"user": "u1"}, tid=1)
     assert tgtd.requests == [TGTADM_ACCOUNT_BIND]
 
 

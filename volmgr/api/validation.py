@@ -79,12 +79,6 @@ def text(value: Any, field: str, max_length: int | None = MAX_NAME) -> str | Non
     return input_gate.check_text(value, field)
 
 
-def column_text(value: Any, field: str, column: Any) -> str | None:
-    """``text`` bounded by the length of the column that will store it, e.g.
-    ``column_text(body.get("name"), "name", models.VolumeType.name)``."""
-    return text(value, field, input_gate.column_length(column))
-
-
 def required_text(value: Any, field: str, max_length: int = MAX_NAME) -> str:
     result = text(value, field, max_length)
     if not result:

@@ -83,10 +83,6 @@ class LoopVG:
     def lvm(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(argv, env=self.env, check=check)
 
-    def lv_count(self) -> int:
-        out = self.lvm("lvs", "--noheadings", "-o", "lv_name", self.name).stdout
-        return sum(1 for line in out.splitlines() if line.strip())
-
 
 @contextlib.contextmanager
 def loop_vg(workdir: Path, size_gib: int) -> Iterator[LoopVG]:

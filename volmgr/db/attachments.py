@@ -178,17 +178,6 @@ class AttachmentQueries(DatabaseCore):
             raise exception.AttachmentNotFound(volume_id=volume_id, server_id=server_id)
         return found[0]
 
-    def attachment_update(self, attachment_id: str, values: Mapping[str, Any]) -> bool:
-        return self.run(lambda s: conditional_update(
-            s, models.VolumeAttachment, attachment_id, values))
-
-    def attachment_for_volume(self, volume_id: str) -> models.VolumeAttachment | None:
-        """The newest live attachment of a volume."""
-        def work(session: Session) -> models.VolumeAttachment | None:
-            live = _live(session, volume_id)
-            return live[-1] if live else None
-        return self.run(work)
-
     # -- reserve, connect, complete (v3 and legacy) ------------------------------------
 
     def attachment_reserve(self, volume_id: str, *, server_id: str | None,

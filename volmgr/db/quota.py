@@ -216,19 +216,6 @@ class QuotaQueries(DatabaseCore):
     """Quota operations as their own transactions (the other queries call the module
     functions inside theirs)."""
 
-    def quota_reserve(self, project_id: str, deltas: Mapping[str, int]) -> None:
-        self.run(lambda s: reserve(s, self.quota_limits, project_id, deltas))
-
-    def quota_release(self, project_id: str, deltas: Mapping[str, int]) -> None:
-        self.run(lambda s: release(s, project_id, deltas))
-
-    def quota_usage(self, project_id: str) -> dict[str, int]:
-        def work(session: Session) -> dict[str, int]:
-            rows = session.execute(sa.select(_usage.c.resource, _usage.c.in_use).where(
-                _usage.c.project_id == project_id)).all()
-            return {resource: in_use for resource, in_use in rows}
-        return self.run(work)
-
     def quota_limits_for(self, project_id: str) -> dict[str, int]:
         """The limit of every resource for ``project_id`` (-1: unlimited)."""
         return self.run(lambda s: limits_in_effect(s, self.quota_limits, project_id,

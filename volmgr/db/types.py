@@ -226,18 +226,6 @@ class TypeQueries(DatabaseCore):
         """A live type by id, whatever its visibility (404 when missing)."""
         return self.run(lambda s: get_type(s, type_id))
 
-    def volume_type_get_many(self, ids: Iterable[str | None]) -> dict[str, models.VolumeType]:
-        """Types by id, deleted ones included (for volume list views)."""
-        wanted = {type_id for type_id in ids if type_id}
-        if not wanted:
-            return {}
-
-        def work(session: Session) -> dict[str, models.VolumeType]:
-            rows = session.execute(sa.select(models.VolumeType).where(
-                models.VolumeType.id.in_(sorted(wanted)))).scalars()
-            return {row.id: row for row in rows}
-        return self.run(work)
-
     def volume_types_encrypted(self, ids: Iterable[str | None]) -> set[str]:
         """Which of the type ids have an encryption record (a volume view's
         ``encrypted``)."""

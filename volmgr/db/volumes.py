@@ -272,14 +272,6 @@ class VolumeQueries(DatabaseCore):
             return get_volume(session, volume_id)
         return self.run(work)
 
-    def volume_finish_extend(self, volume_id: str) -> bool:
-        """extending → available with size = target_size."""
-        return self.run(lambda s: conditional_update(
-            s, models.Volume, volume_id,
-            {"status": states.AVAILABLE, "size": _volumes.c.target_size,
-             "target_size": None, "status_reason": None},
-            expected_status=(states.EXTENDING,)))
-
     def volume_fail_extend(self, volume_id: str, reason: str) -> bool:
         """extending → error_extending, giving the reserved GiB back."""
         def work(session: Session) -> bool:

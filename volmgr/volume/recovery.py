@@ -23,10 +23,6 @@ from volmgr.volume.manager import VolumeManager
 
 LOG = logging.getLogger(__name__)
 
-#: Statuses in which a volume's export must exist (so must it while any attachment
-#: holds an admitted connector: ``Database.volumes_with_exports``).
-EXPORTED_STATUSES = (states.IN_USE, states.ERROR_DETACHING)
-
 
 @dataclasses.dataclass
 class RecoveryReport:

@@ -67,11 +67,6 @@ class KeyedExecutor:
             else:
                 jobs.append(job)
 
-    def busy(self, key: str) -> bool:
-        """Whether a job of ``key`` is running or waiting."""
-        with self._lock:
-            return key in self._jobs
-
     def pending_keys(self) -> list[str]:
         with self._lock:
             return list(self._jobs)

@@ -195,10 +195,6 @@ class TgtdSocket:
     def delete_account(self, username: str) -> None:
         self.request(Mode.ACCOUNT, Op.DELETE, {"user": username}, what="account delete")
 
-    def bind_account(self, tid: int, username: str) -> None:
-        self.request(Mode.ACCOUNT, Op.BIND, {"user": username}, tid=tid,
-                     what="account bind")
-
     # -- the protocol -----------------------------------------------------------------
 
     def request(self, mode: Mode, op: Op, params: dict[str, str], *, tid: int = _NO_TID,
