@@ -24,6 +24,7 @@ from volmgr.context import RequestContext
 from volmgr.db import Database, messages, models
 from volmgr.volume import metrics as volume_metrics
 from volmgr.volume import rpcapi, serial
+from volmgr.volume.adoption import Adoption
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.notifications import VolumeNotifier
 from volmgr.volume.operations import Operations
@@ -64,6 +65,7 @@ class VolumeManager:
         self.executor = executor or serial.KeyedExecutor(
             conf.volume.executor_thread_pool_size, name="volmgr-op")
         self.ops = Operations(db, driver, self.notifier)
+        self.adoption = Adoption(db, driver, self.notifier)
 
     # -- RPC: casts ------------------------------------------------------------------
 
@@ -100,7 +102,50 @@ class VolumeManager:
     def delete_snapshot(self, context: dict[str, Any], snapshot_id: str) -> None:
         self._submit_snapshot(snapshot_id, self.ops.delete_snapshot, _ctx(context))
 
+    @messaging.expose
+    def manage_existing(self, context: dict[str, Any], volume_id: str,
+                        reference: dict[str, Any]) -> None:
+        """Adopt the storage ``reference`` names for the ``managing`` row (since 1.4)."""
+        self._submit(volume_id, self.adoption.manage_volume, _ctx(context), volume_id,
+                     reference)
+
+    @messaging.expose
+    def unmanage_volume(self, context: dict[str, Any], volume_id: str) -> None:
+        """Forget an ``unmanaging`` row, leaving its storage (since 1.4)."""
+        self._submit(volume_id, self.adoption.unmanage_volume, _ctx(context), volume_id)
+
+    @messaging.expose
+    def manage_existing_snapshot(self, context: dict[str, Any], snapshot_id: str,
+                                 reference: dict[str, Any]) -> None:
+        """Adopt a snapshot for the ``managing`` snapshot row (since 1.4)."""
+        self._submit_snapshot(snapshot_id, self.adoption.manage_snapshot, _ctx(context),
+                              reference)
+
+    @messaging.expose
+    def unmanage_snapshot(self, context: dict[str, Any], snapshot_id: str) -> None:
+        self._submit_snapshot(snapshot_id, self.adoption.unmanage_snapshot, _ctx(context))
+
     # -- RPC: calls ------------------------------------------------------------------
+
+    @messaging.expose
+    @_as_volmgr_error
+    def get_manageable_volumes(self, context: dict[str, Any]) -> list[dict[str, Any]]:
+        """What of this host's storage no row owns, and why not where not (since 1.4)."""
+        return self.adoption.manageable_volumes()
+
+    @messaging.expose
+    @_as_volmgr_error
+    def get_manageable_snapshots(self, context: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.adoption.manageable_snapshots()
+
+    @messaging.expose
+    @_as_volmgr_error
+    def manage_existing_get_size(self, context: dict[str, Any],
+                                 reference: dict[str, Any],
+                                 volume_id: str | None = None) -> int:
+        """The size in GiB a volume adopted from ``reference`` will have or, with
+        ``volume_id``, a snapshot of that volume (since 1.4)."""
+        return self.adoption.size_to_manage(reference, volume_id)
 
     @messaging.expose
     def connect_attachment(self, context: dict[str, Any], volume_id: str,
@@ -154,6 +199,10 @@ class VolumeManager:
                          volume.target_size or volume.size)
         elif volume.status in (states.ATTACHING, states.DETACHING):
             self._submit(volume.id, self.ops.redrive_attachment, ctx, volume.id, volume.status)
+        elif volume.status == states.MANAGING:
+            self._submit(volume.id, self.adoption.finish_interrupted_manage, ctx, volume.id)
+        elif volume.status == states.UNMANAGING:
+            self._submit(volume.id, self.adoption.unmanage_volume, ctx, volume.id)
 
     def needs_attachment_recovery(self, volume: models.Volume) -> bool:
         """An attaching/detaching volume whose attachments wait on this manager."""
@@ -171,6 +220,12 @@ class VolumeManager:
             self._submit(snapshot.volume_id, self.ops.create_snapshot, ctx, snapshot.id)
         elif snapshot.status == states.SNAP_DELETING:
             self._submit(snapshot.volume_id, self.ops.delete_snapshot, ctx, snapshot.id)
+        elif snapshot.status == states.SNAP_MANAGING:
+            self._submit(snapshot.volume_id, self.adoption.finish_interrupted_snapshot_manage,
+                         ctx, snapshot.id)
+        elif snapshot.status == states.SNAP_UNMANAGING:
+            self._submit(snapshot.volume_id, self.adoption.unmanage_snapshot, ctx,
+                         snapshot.id)
 
     def fail_volume(self, volume: models.Volume, reason: str) -> None:
         """Give up on a transitional volume: the matching ``error_*`` with ``reason``."""
@@ -238,14 +293,14 @@ class VolumeManager:
             return volume_id
 
     def _submit_snapshot(self, snapshot_id: str, func: Callable[..., Any],
-                         ctx: RequestContext) -> None:
+                         ctx: RequestContext, *args: Any) -> None:
         # Keyed by the parent volume: a snapshot must not race its volume's delete.
         try:
             snapshot = self.db.snapshot_get(snapshot_id)
         except exception.SnapshotNotFound:
             LOG.info("Snapshot %s is gone; nothing to do", snapshot_id)
             return
-        self._submit(snapshot.volume_id, func, ctx, snapshot_id)
+        self._submit(snapshot.volume_id, func, ctx, snapshot_id, *args)
 
 
 def _ctx(context: dict[str, Any] | RequestContext) -> RequestContext:

@@ -23,6 +23,9 @@ API version history:
   connection_info) and terminate_connection (call: withdraw a connector), for the v3
   attachments API and the volume connection actions. extend_volume may now be sent for
   an in-use volume (the manager re-reads the live LUN's size).
+* 1.4 - Adopting existing storage: get_manageable_volumes, get_manageable_snapshots and
+  manage_existing_get_size (calls: what only the storage host can see), manage_existing,
+  manage_existing_snapshot, unmanage_volume and unmanage_snapshot (casts).
 
 An API newer than some managers is capped with ``[upgrade_levels] volume = 1.0`` during
 a rolling upgrade; the client then refuses to send a message that needs more.
@@ -38,7 +41,7 @@ from oslo_config import cfg
 from volmgr import exception, rpc
 from volmgr.context import RequestContext
 
-RPC_API_VERSION = "1.3"
+RPC_API_VERSION = "1.4"
 
 #: Version create_volume needs when it carries a snapshot_id.
 CREATE_FROM_SNAPSHOT_VERSION = "1.1"
@@ -56,6 +59,13 @@ METHOD_VERSIONS = {
     "delete_snapshot": "1.0",
     "connect_attachment": "1.3",
     "terminate_connection": "1.3",
+    "get_manageable_volumes": "1.4",
+    "get_manageable_snapshots": "1.4",
+    "manage_existing_get_size": "1.4",
+    "manage_existing": "1.4",
+    "manage_existing_snapshot": "1.4",
+    "unmanage_volume": "1.4",
+    "unmanage_snapshot": "1.4",
 }
 #: Version an extend of an in-use volume needs (older managers grow only detached ones).
 EXTEND_ATTACHED_VERSION = "1.3"
@@ -140,6 +150,39 @@ class VolumeAPI:
                              attachment_id: str | None = None) -> None:
         self._call(context, "terminate_connection", host, volume_id=volume_id,
                    connector=connector, attachment_id=attachment_id)
+
+    # -- adopting existing storage (1.4) -------------------------------------------------
+
+    def get_manageable_volumes(self, context: RequestContext,
+                               host: str) -> list[dict[str, Any]]:
+        return list(self._call(context, "get_manageable_volumes", host))
+
+    def get_manageable_snapshots(self, context: RequestContext,
+                                 host: str) -> list[dict[str, Any]]:
+        return list(self._call(context, "get_manageable_snapshots", host))
+
+    def manage_existing_get_size(self, context: RequestContext, host: str,
+                                 reference: dict[str, Any],
+                                 volume_id: str | None = None) -> int:
+        return int(self._call(context, "manage_existing_get_size", host,
+                              reference=reference, volume_id=volume_id))
+
+    def manage_existing(self, context: RequestContext, host: str, volume_id: str,
+                        reference: dict[str, Any]) -> None:
+        self._cast(context, "manage_existing", host, volume_id=volume_id,
+                   reference=reference)
+
+    def manage_existing_snapshot(self, context: RequestContext, host: str,
+                                 snapshot_id: str, reference: dict[str, Any]) -> None:
+        self._cast(context, "manage_existing_snapshot", host, snapshot_id=snapshot_id,
+                   reference=reference)
+
+    def unmanage_volume(self, context: RequestContext, host: str, volume_id: str) -> None:
+        self._cast(context, "unmanage_volume", host, volume_id=volume_id)
+
+    def unmanage_snapshot(self, context: RequestContext, host: str,
+                          snapshot_id: str) -> None:
+        self._cast(context, "unmanage_snapshot", host, snapshot_id=snapshot_id)
 
     def _call(self, context: RequestContext, method: str, host: str,
               **kwargs: Any) -> Any:
