@@ -23,7 +23,12 @@ with warnings.catch_warnings():
 
 LOG = logging.getLogger(__name__)
 
-TOPIC = "volmgr-volume"
+#: The volume manager's one name, written only here: the topic its RPC servers consume
+#: (a host's queue is ``volmgr-volume.<host>``), the ``binary`` (and ``topic``) of its rows
+#: in the services table, and what its process calls itself in logs and messages.
+VOLUME_SERVICE = "volmgr-volume"
+#: The topic the volume managers consume: the manager's name.
+TOPIC = VOLUME_SERVICE
 CONTROL_EXCHANGE = "volmgr"
 
 #: Modules whose exceptions may cross the bus and be re-raised by the caller.

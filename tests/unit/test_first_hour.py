@@ -309,7 +309,7 @@ def test_volmgr_manage_state_path_flag_and_a_missing_database_says_where_it_look
 
 def test_service_list_speaks_cinders_words_and_a_stopped_service_is_down_at_once(
         embedded_db, manage_with) -> None:
-    from volmgr.volume.service import BINARY
+    from volmgr.rpc import VOLUME_SERVICE as BINARY
 
     embedded_db.service_heartbeat("node1", BINARY, "volmgr-volume", {})
     _code, out, _ = manage_with("service", "list", "--format", "json")
@@ -326,16 +326,16 @@ def test_a_volume_service_that_stops_cleanly_records_it(conf, db) -> None:
     from tests.unit.volume_fakes import FakeDriver
     from volmgr import rpc
     from volmgr.volume.notifications import VolumeNotifier
-    from volmgr.volume.service import BINARY, VolumeService
+    from volmgr.volume.service import VolumeService
 
     transport = rpc.get_transport(conf, url="fake://")
     service = VolumeService(conf, db=db, driver=FakeDriver(), transport=transport,
                             notifier=VolumeNotifier(None))
     try:
         service.start()
-        assert db.service_get(conf.host, BINARY).last_heartbeat is not None
+        assert db.service_get(conf.host, rpc.VOLUME_SERVICE).last_heartbeat is not None
         service.stop(5)
-        assert db.service_get(conf.host, BINARY).last_heartbeat is None
+        assert db.service_get(conf.host, rpc.VOLUME_SERVICE).last_heartbeat is None
     finally:
         transport.cleanup()
 

@@ -24,7 +24,7 @@ from volmgr.db import Database
 from volmgr.volume import rpcapi
 from volmgr.volume.notifications import VolumeNotifier
 from volmgr.volume.serial import KeyedExecutor
-from volmgr.volume.service import BINARY, VolumeService
+from volmgr.volume.service import VolumeService
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,7 +146,7 @@ def test_service_heartbeats_capacity_and_serves_casts_then_stops_gracefully(
     svc, transport = service
     svc.start()
     try:
-        row = db.service_get("node-s", BINARY)
+        row = db.service_get("node-s", rpc.VOLUME_SERVICE)
         assert row.topic == rpc.TOPIC
         assert row.capabilities["total_capacity_gb"] == 100.0
         assert row.capabilities["free_capacity_gb"] == 100.0
@@ -188,7 +188,7 @@ def test_a_failing_backend_still_heartbeats(service: Any, db: Database,
         raise exception.BackendError(reason="vgs failed")
     monkeypatch.setattr(svc.driver, "get_capacity", broken)
     svc.report_state()
-    assert db.service_get("node-s", BINARY).report_count == 1
+    assert db.service_get("node-s", rpc.VOLUME_SERVICE).report_count == 1
 
 
 # -- entry point and units -----------------------------------------------------------

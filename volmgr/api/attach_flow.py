@@ -17,16 +17,13 @@ from typing import Any, Protocol
 
 from oslo_config import cfg
 
-from volmgr import exception, states
+from volmgr import exception, rpc, states
 from volmgr.api.operations import scope
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
 from volmgr.db.services import is_up
 
 LOG = logging.getLogger(__name__)
-
-#: The service whose heartbeat says a storage host is up.
-VOLUME_BINARY = "volmgr-volume"
 
 
 class ConnectingAPI(Protocol):
@@ -252,7 +249,7 @@ class AttachFlow:
     def _require_up(self, host: str) -> None:
         """503 at once, before anything is written, for a host whose manager is down."""
         try:
-            service = self.db.service_get(host, VOLUME_BINARY)
+            service = self.db.service_get(host, rpc.VOLUME_SERVICE)
         except exception.NotFound:
             raise exception.ServiceUnavailable(
                 reason=f"no volume service has ever run on storage host {host}") from None

@@ -28,7 +28,6 @@ from volmgr import exception, rpc
 from volmgr.db import Database
 from volmgr.db.services import is_up
 
-BINARY = rpc.TOPIC
 VENDOR_NAME = "Open Source"
 STORAGE_PROTOCOL = "iSCSI"
 #: A volume whose type asks for multiattach may be attached to several servers, and an
@@ -183,7 +182,7 @@ class Scheduler:
         """The up, enabled host whose capabilities meet ``extra_specs`` (the volume
         type's) with the most free capacity that holds ``size`` GiB; NoValidHost naming
         why when there is none."""
-        services = self.db.services_up(BINARY, self.conf.service_down_time)
+        services = self.db.services_up(rpc.VOLUME_SERVICE, self.conf.service_down_time)
         if not services:
             raise exception.NoValidHost(reason="no volume service is up and enabled")
         if extra_specs:
@@ -212,7 +211,7 @@ class Scheduler:
         volumes on registered hosts, so this is a host given up with ``volmgr-manage
         service remove``."""
         try:
-            self.db.service_get(host, BINARY)
+            self.db.service_get(host, rpc.VOLUME_SERVICE)
         except exception.NotFound:
             return True
         return False
@@ -224,7 +223,7 @@ class Scheduler:
         operation on a volume of a dead host fails at once instead of sitting in a
         transitional status until the host returns (docs/scaling.md)."""
         try:
-            service = self.db.service_get(host, BINARY)
+            service = self.db.service_get(host, rpc.VOLUME_SERVICE)
         except exception.NotFound:
             raise exception.ServiceUnavailable(
                 reason=f"no volume service runs on storage host {host} (never started, or "

@@ -23,7 +23,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from volmgr import exception
+from volmgr import exception, rpc
 from volmgr.api import microversion as mv
 from volmgr.api import scheduler, wsgi
 from volmgr.api import validation as v
@@ -36,8 +36,8 @@ from volmgr.db.services import is_up
 #: volmgr's binaries under the names Block Storage clients filter by.
 VOLUME_BINARY = "cinder-volume"
 SCHEDULER_BINARY = "cinder-scheduler"
-_BINARIES = {scheduler.BINARY: VOLUME_BINARY}
-_INTERNAL = {VOLUME_BINARY: scheduler.BINARY, scheduler.BINARY: scheduler.BINARY}
+_BINARIES = {rpc.VOLUME_SERVICE: VOLUME_BINARY}
+_INTERNAL = {VOLUME_BINARY: rpc.VOLUME_SERVICE, rpc.VOLUME_SERVICE: rpc.VOLUME_SERVICE}
 
 
 def display_host(host: str | None, conf: cfg.ConfigOpts) -> str | None:
@@ -227,7 +227,7 @@ class InfoController:
     # -- availability zones ----------------------------------------------------------
 
     def availability_zones(self, req: ApiRequest) -> ApiResponse:
-        available = bool(self.db.services_up(scheduler.BINARY, self.conf.service_down_time))
+        available = bool(self.db.services_up(rpc.VOLUME_SERVICE, self.conf.service_down_time))
         return ApiResponse(200, {"availabilityZoneInfo": [
             {"zoneName": self.conf.storage_availability_zone,
              "zoneState": {"available": available}}]})
@@ -324,7 +324,7 @@ class InfoController:
         host = v.required_text(body.get("host"), "host")
         name = manager_host(host, self.conf)
         known = name is not None and any(
-            s.host == name for s in self.db.service_list(scheduler.BINARY))
+            s.host == name for s in self.db.service_list(rpc.VOLUME_SERVICE))
         if not known:
             raise v.bad(f"no volume service runs on host {host[:255]!r}")
         raise v.bad(f"volmgr does not replicate volumes, so there is nothing to {action}")
@@ -351,7 +351,7 @@ class InfoController:
         try:
             if name is None:
                 raise exception.ServiceNotFound(host=shown, binary=VOLUME_BINARY)
-            self.db.service_get(name, scheduler.BINARY)
+            self.db.service_get(name, rpc.VOLUME_SERVICE)
         except exception.ServiceNotFound:
             raise exception.NotFound(f"Host {shown[:255]} could not be found.") from None
         usage = self.db.host_usage(name)
@@ -384,7 +384,7 @@ class InfoController:
         filters.pop("volume_type", None)  # one pool: every type lands in it or nowhere
         allocated = self.db.allocated_gb_by_host()
         pools = []
-        for service in self.db.services_up(scheduler.BINARY, self.conf.service_down_time):
+        for service in self.db.services_up(rpc.VOLUME_SERVICE, self.conf.service_down_time):
             pool = scheduler.pool_name(service.host, self.conf)
             capabilities = self._capabilities(service, allocated)
             if name is not None and pool != name:
@@ -400,7 +400,7 @@ class InfoController:
         require_admin(req.ctx, "volume_extension:capabilities")
         shown = req.params["host"]
         name = manager_host(shown, self.conf)
-        service = next((s for s in self.db.service_list(scheduler.BINARY)
+        service = next((s for s in self.db.service_list(rpc.VOLUME_SERVICE)
                         if s.host == name), None)
         if service is None:
             raise exception.NotFound(f"Can't find service: {shown[:255]}")

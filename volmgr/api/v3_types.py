@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from volmgr import exception
+from volmgr import exception, rpc
 from volmgr.api import scheduler, v3_listing
 from volmgr.api import validation as v
 from volmgr.api.actions import ActionHandler
@@ -599,7 +599,7 @@ def retype_action(deps: V3Deps) -> ActionHandler:
 
 def _host_capabilities(deps: V3Deps, host: str) -> dict[str, Any]:
     try:
-        service = deps.db.service_get(host, scheduler.BINARY)
+        service = deps.db.service_get(host, rpc.VOLUME_SERVICE)
     except exception.NotFound:
         return scheduler.pool_capabilities({}, deps.conf)
     return scheduler.pool_capabilities(service.capabilities or {}, deps.conf)

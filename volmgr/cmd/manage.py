@@ -18,7 +18,7 @@ from typing import Any
 from oslo_config import cfg
 from sqlalchemy.engine import url as sa_url
 
-from volmgr import config, exception, states
+from volmgr import config, exception, rpc, states
 from volmgr.cmd import state
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
@@ -89,7 +89,7 @@ def _arg(*flags: str, **options: Any) -> Arg:
 
 _REVISION = _arg("--revision", help="Alembic revision (default: head for sync, base for "
                  "downgrade).")
-_BINARY = _arg("--binary", default="volmgr-volume", help="Service binary (default: "
+_BINARY = _arg("--binary", default=rpc.VOLUME_SERVICE, help="Service binary (default: "
                "%(default)s).")
 # Sub-command dests share oslo.config's namespace: ``host`` would clash with
 # [DEFAULT] host, hence the explicit dests.

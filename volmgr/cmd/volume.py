@@ -17,8 +17,8 @@ from types import FrameType
 
 from oslo_config import cfg
 
-from volmgr import config, exception, log, systemd
-from volmgr.volume.service import BINARY, VolumeService
+from volmgr import config, exception, log, rpc, systemd
+from volmgr.volume.service import VolumeService
 
 LOG = logging.getLogger("volmgr.cmd.volume")
 
@@ -70,9 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config.parse_args(list(argv) if argv is not None else sys.argv[1:], conf)
     except cfg.Error as error:
-        print(f"{BINARY}: {error}", file=sys.stderr)
+        print(f"{rpc.VOLUME_SERVICE}: {error}", file=sys.stderr)
         return 2
-    log.setup(conf, BINARY)
+    log.setup(conf, rpc.VOLUME_SERVICE)
     signals = _Signals()
     signals.install()
     service: VolumeService | None = None
@@ -81,15 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         service.start()
         signals.started = True
         systemd.notify(f"READY=1\nSTATUS=consuming as {conf.host}")
-        LOG.info("%s ready", BINARY)
+        LOG.info("%s ready", rpc.VOLUME_SERVICE)
         _serve(conf, service, signals)
     except _StopBeforeReady:
         LOG.info("Stop requested during start-up")
     except exception.VolmgrError as error:
-        LOG.error("%s cannot start: %s", BINARY, error)
+        LOG.error("%s cannot start: %s", rpc.VOLUME_SERVICE, error)
         return 1
     except Exception:
-        LOG.exception("%s failed", BINARY)
+        LOG.exception("%s failed", rpc.VOLUME_SERVICE)
         return 1
     finally:
         signals.started = True  # a late signal must not interrupt the shutdown itself
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     systemd.notify("STOPPING=1")
     if service is not None:
         service.stop(conf.volume.graceful_shutdown_timeout)
-    LOG.info("%s stopped", BINARY)
+    LOG.info("%s stopped", rpc.VOLUME_SERVICE)
     return 0
 
 

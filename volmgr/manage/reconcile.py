@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
-from volmgr import exception
+from volmgr import exception, rpc
 from volmgr.db import Database
 from volmgr.manage.output import note, output, wants_json
 from volmgr.manage.progress import Progress
@@ -39,8 +39,6 @@ from volmgr.volume.drift import (  # noqa: F401 - the comparison, shared with vo
 )
 from volmgr.volume.driver import VolumeDriver
 
-SERVICE_BINARY = "volmgr-volume"
-
 #: Exit codes, after nova-manage's audit commands: scripts can tell "clean" from
 #: "found something" without parsing output.
 EXIT_CLEAN = 0
@@ -52,10 +50,10 @@ def _require_registered_host(db: Database, host: str) -> None:
     """--fix deletes data; a wrong database or host name would make every volume look
     orphaned, so insist that this host's manager is known to this database."""
     try:
-        db.service_get(host, SERVICE_BINARY)
+        db.service_get(host, rpc.VOLUME_SERVICE)
     except exception.ServiceNotFound:
         raise exception.InvalidConfiguration(
-            reason=f"no {SERVICE_BINARY} service for host {host!r} in this database; "
+            reason=f"no {rpc.VOLUME_SERVICE} service for host {host!r} in this database; "
             "refusing --fix (check [DEFAULT] host and [database] connection)") from None
 
 

@@ -26,8 +26,6 @@ from volmgr.volume.recovery import Recovery
 
 LOG = logging.getLogger(__name__)
 
-BINARY = "volmgr-volume"
-
 
 class VolumeService:
     """One manager daemon's moving parts; ``conf.host`` names its queue and service row."""
@@ -66,7 +64,7 @@ class VolumeService:
 
     def start(self) -> None:
         """Check the backend, report, restore exports, then consume the queue."""
-        LOG.info("Starting %s on host %s with the %s driver", BINARY, self.host,
+        LOG.info("Starting %s on host %s with the %s driver", rpc.VOLUME_SERVICE, self.host,
                  self.driver.name)
         self.driver.check_setup()
         self.report_state()
@@ -124,7 +122,7 @@ class VolumeService:
         """Down for service lists, the scheduler and the API from now on, not after
         ``service_down_time`` without a heartbeat."""
         try:
-            self.db.service_stopped(self.host, BINARY)
+            self.db.service_stopped(self.host, rpc.VOLUME_SERVICE)
         except Exception as error:
             LOG.warning("Could not record the stop in the services table: %s", error)
 
@@ -144,7 +142,7 @@ class VolumeService:
                         self.driver.name, error)
             capabilities = None  # keep the last figures, still say we are alive
         try:
-            self.db.service_heartbeat(self.host, BINARY, rpc.TOPIC, capabilities)
+            self.db.service_heartbeat(self.host, rpc.VOLUME_SERVICE, rpc.TOPIC, capabilities)
         except Exception as error:
             LOG.warning("Heartbeat failed: %s", error)
         volume_metrics.update_capacity(self.host, capabilities)
