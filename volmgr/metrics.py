@@ -82,7 +82,8 @@ UNEXPLAINED_LVS = Gauge("volmgr_unexplained_lvs", "Volumes on the backend that n
                         "(reported, never deleted without volmgr-manage reconcile --fix).",
                         ["host"])
 RECONCILE_REPAIRS = Counter("volmgr_reconcile_repairs", "Drift the continuous reconcile "
-                            "repaired, by kind (export_rebuilt, stale_export_removed).",
+                            "repaired, by kind (export_rebuilt, lun_restored, chap_restored, "
+                            "acl_restored, stale_export_removed).",
                             ["host", "kind"])
 ISCSI_SESSIONS = Gauge("volmgr_iscsi_sessions", "iSCSI sessions (I_T nexuses) logged in to "
                        "this host's targets.", ["host"])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.storage_env import Tgtd, tgtd  # noqa: F401
+from tests.functional.storage_env import Tgtd, read_capacity, tgtd  # noqa: F401
 from tests.functional.test_attach_flow import INI1, STRANGER, AttachWalk, GiB, connector
 from tests.functional.volume_daemon import wait_for
 from volmgr import config
@@ -54,6 +54,12 @@ def repaired(walk: AttachWalk, info: dict[str, Any], what: str) -> None:
     assert walk.sees(info, STRANGER) is None
 
 
+def wrong_secret_reads(walk: AttachWalk, info: dict[str, Any]) -> bool:
+    return read_capacity(walk.target.portal, info["data"]["target_iqn"],
+                         info["data"]["target_lun"], info["data"]["auth_username"],
+                         "WrongSecret12345", initiator=INI1) is not None
+
+
 def test_drift_of_an_attached_volumes_export_is_repaired_without_a_restart(
         walk: AttachWalk) -> None:
     cinder = walk.client()
@@ -83,14 +89,24 @@ def test_drift_of_an_attached_volumes_export_is_repaired_without_a_restart(
              interval=0.5)
     repaired(walk, info, "the connector's initiator still admitted")
 
-    # 3. The CHAP account removed.
+    # 3. The CHAP account removed: tgtd then asks for no authentication at all, so any
+    #    secret logs in, until reconcile binds the account again.
     walk.target.tgtadm("--op", "delete", "--mode", "account", "--user",
                        info["data"]["auth_username"])
+    assert wrong_secret_reads(walk, info), "the drift is real: no CHAP asked"
+    wait_for(lambda: not wrong_secret_reads(walk, info), 10 * INTERVAL + 5,
+             "CHAP required again", interval=0.5)
     repaired(walk, info, "the CHAP account back")
 
     assert walk.volume.process.pid == daemon_pid  # type: ignore[union-attr]
     assert walk.volume.process.poll() is None  # type: ignore[union-attr]
     assert walk.status(volume_id) == "in-use"
+    # Each repair is named in the log (and counted by kind in
+    # volmgr_reconcile_repairs_total, from the same place).
+    log = walk.volume.read_log()  # type: ignore[union-attr]
+    assert f"the export of attached volume {volume_id} was missing; rebuilt" in log
+    assert f"the export of attached volume {volume_id} had drifted; acl restored" in log
+    assert f"the export of attached volume {volume_id} had drifted; chap restored" in log
 
 
 def test_a_stale_export_goes_after_the_grace_period_and_an_unknown_volume_stays(

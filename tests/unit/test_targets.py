@@ -969,3 +969,14 @@ def test_lio_without_rtslib_installed_is_a_clear_target_error(conf, scripted,
     monkeypatch.setitem(sys.modules, "rtslib_fb", None)
     with pytest.raises(exception.TargetError, match="rtslib-fb"):
         LioAdm(conf, scripted).list_exported_volume_ids()
+
+
+def test_an_export_state_names_each_kind_of_repair_it_saw() -> None:
+    from volmgr.volume.targets.base import ExportState
+
+    drifted = ExportState(frozenset({1}), frozenset(), frozenset({"ALL"}))
+    fixed = ExportState(frozenset({1}), frozenset({"user"}), frozenset({"iqn.x"}))
+    assert drifted.repairs(fixed) == ["chap_restored", "acl_restored"]
+    assert fixed.repairs(fixed) == []
+    assert ExportState(frozenset(), frozenset({"user"})).repairs(
+        ExportState(frozenset({1}), frozenset({"user"}))) == ["lun_restored"]

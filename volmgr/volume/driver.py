@@ -137,6 +137,11 @@ class VolumeDriver(abc.ABC):
     def list_exported_volume_ids(self) -> set[str]:
         """UUIDs of the volumes the target helper currently exports."""
 
+    def export_state(self, volume: VolumeRef) -> Any:
+        """What the volume's live export holds (an ``ExportState``), None when it is not
+        exported; reconcile compares it before and after a repair."""
+        return object() if volume.id in self.list_exported_volume_ids() else None
+
     # -- adopting existing storage (volmgr.volume.manageable) ---------------------------
     # ``reference`` is the client's ``{"source-name": <name>}``; ``owned_ids`` are the
     # ids of live rows, so what a row owns is listed as not safe to manage. Sizes are

@@ -29,6 +29,7 @@ from volmgr.volume import drift as manual
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.manager import VolumeManager
 from volmgr.volume.operations import volume_ref
+from volmgr.volume.targets.base import ExportState
 
 LOG = logging.getLogger(__name__)
 
@@ -77,19 +78,25 @@ class Reconciler:
         """In the volume's turn: rebuild or correct its export if it still needs one."""
         if volume_id not in {v.id for v in self.db.volumes_with_exports(self.host)}:
             return  # detached meanwhile: nothing to keep
-        volume = self.db.volume_get(volume_id)
-        exported = volume_id in self.driver.list_exported_volume_ids()
+        ref = volume_ref(self.db.volume_get(volume_id))
+        before = self.driver.export_state(ref)
         try:
-            self.driver.ensure_export(volume_ref(volume))
+            self.driver.ensure_export(ref)
+            after = self.driver.export_state(ref)
         except Exception as error:
             metrics.note_failure()
             LOG.error("Reconcile: cannot restore the export of volume %s: %s", volume_id,
                       error)
             return
-        if not exported:
+        if before is None:
             metrics.RECONCILE_REPAIRS.labels(self.host, "export_rebuilt").inc()
             LOG.warning("Reconcile: the export of attached volume %s was missing; rebuilt",
                         volume_id)
+            return
+        for kind in (before.repairs(after) if isinstance(before, ExportState) else []):
+            metrics.RECONCILE_REPAIRS.labels(self.host, kind).inc()
+            LOG.warning("Reconcile: the export of attached volume %s had drifted; %s",
+                        volume_id, kind.replace("_", " "))
 
     def _remove_stale_export(self, finding: manual.Finding) -> None:
         """In the volume's turn: remove the export if still no attachment explains it."""

@@ -12,7 +12,7 @@ from oslo_config import cfg
 
 from volmgr.volume.driver import VolumeDriver, VolumeRef
 from volmgr.volume.executor import Executor
-from volmgr.volume.targets.base import TargetHelper
+from volmgr.volume.targets.base import ExportState, TargetHelper
 
 
 class ExportingDriver(VolumeDriver):
@@ -45,3 +45,6 @@ class ExportingDriver(VolumeDriver):
 
     def list_exported_volume_ids(self) -> set[str]:
         return self.target.list_exported_volume_ids()
+
+    def export_state(self, volume: VolumeRef) -> ExportState | None:
+        return self.target.export_state(volume.id)

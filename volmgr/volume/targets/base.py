@@ -8,6 +8,7 @@ initiator names only: never user text.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import re
 import secrets
 import string
@@ -101,6 +102,24 @@ def _random(length: int) -> str:
     return "".join(secrets.choice(_CHAP_ALPHABET) for _ in range(length))
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportState:
+    """What a live export holds, as far as the helper can tell (reconcile compares the
+    state before and after a repair to count what it put back)."""
+
+    luns: frozenset[int] = frozenset()
+    accounts: frozenset[str] = frozenset()
+    acl: frozenset[str] = frozenset()
+
+    def repairs(self, after: ExportState) -> list[str]:
+        """Kinds of repair that turned this state into ``after``."""
+        kinds = [kind for kind, before, now in (
+            ("lun_restored", self.luns, after.luns),
+            ("chap_restored", self.accounts, after.accounts),
+            ("acl_restored", self.acl, after.acl)) if before != now]
+        return kinds
+
+
 class TargetHelper(abc.ABC):
     """Exports volumes; every method is idempotent."""
 
@@ -149,6 +168,12 @@ class TargetHelper(abc.ABC):
     @abc.abstractmethod
     def list_exported_volume_ids(self) -> set[str]:
         """UUIDs of the volumes this helper currently exports."""
+
+    def export_state(self, volume_id: str) -> ExportState | None:
+        """The live export of ``volume_id`` (None: there is none). Helpers that can read
+        LUNs, CHAP accounts and ACLs fill them in; the default tells only whether the
+        export exists."""
+        return ExportState() if volume_id in self.list_exported_volume_ids() else None
 
     def iscsi_connection_info(self, volume: VolumeRef) -> dict[str, Any]:
         chap = Chap.parse(volume.provider_auth)

@@ -300,6 +300,13 @@ class TgtAdm(base.TargetHelper):
     def _admits_any(self, target: _TargetFile) -> bool:
         return target.any_initiator or not self.use_acl
 
+    def export_state(self, volume_id: str) -> base.ExportState | None:
+        live = self._live_targets().get(self.iqn(volume_id))
+        if live is None:
+            return None
+        return base.ExportState(frozenset(live.luns), frozenset(live.accounts),
+                                frozenset(live.acl))
+
     def _reconcile_acl(self, live: _LiveTarget, target: _TargetFile) -> None:
         """Make the live ACL exactly what ``target`` admits: binds first (an admitted
         initiator never loses access), then unbinds whatever else is there (an ALL or an
