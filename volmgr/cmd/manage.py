@@ -140,17 +140,34 @@ COMMANDS: dict[str, dict[str, Action]] = {
                                "Delete volumes whatever their status.",
                                (_arg("volume_ids", nargs="+", metavar="volume_id"),)),
         "manageable": Action(adopt.volume_manageable,
-                             "LVs in this host's VG and whether each can be adopted."),
+                             "LVs (or image files) of this host's backend and whether "
+                             "each can be adopted."),
         "manage": Action(adopt.volume_manage,
-                         "Adopt an LV of this host's VG as a new available volume "
-                         "(grown to whole GiB, renamed volume-<uuid>).", (
-            _arg("source_name", metavar="lv_name", help="The LV's current name."),
+                         "Adopt an LV (or image file) of this host's backend as a new "
+                         "available volume (grown to whole GiB, renamed volume-<uuid>).", (
+            _arg("source_name", metavar="name", help="The LV's (or file's) current name."),
             _arg("--project", required=True, help="Project that will own the volume "
                  "(its quota is charged)."),
             _arg("--name", dest="display_name", help="Volume name (default: the LV's)."))),
         "unmanage": Action(adopt.volume_unmanage,
                            "Forget an available volume; its LV is left in place.",
                            (_VOLUME,)),
+    },
+    "snapshot": {
+        "manageable": Action(adopt.snapshot_manageable,
+                             "Snapshots on this host's backend and whether each can be "
+                             "adopted."),
+        "manage": Action(adopt.snapshot_manage,
+                         "Adopt a snapshot of VOLUME as a new available snapshot "
+                         "(renamed snapshot-<uuid>).", (
+            _arg("source_name", metavar="name", help="The snapshot's current name."),
+            _arg("--volume", dest="volume_id", required=True,
+                 help="The managed volume it is a snapshot of."),
+            _arg("--name", dest="display_name", help="Snapshot name (default: its "
+                 "current name)."))),
+        "unmanage": Action(adopt.snapshot_unmanage,
+                           "Forget an available snapshot; its storage is left in place.",
+                           (_arg("snapshot_id", metavar="snapshot"),)),
     },
     "reconcile": {
         "run": Action(reconcile.reconcile, "Compare DB and backend on this host.", (
@@ -227,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command", title="Commands", handler=_add_parsers,
         help="db sync|check|downgrade|version; service list|disable|enable|remove; "
         "volume list|show|reset-state|force-delete|manageable|manage|unmanage; "
+        "snapshot manageable|manage|unmanage; "
         "reconcile [--fix]"))
     config.parse_args(sys.argv[1:] if argv is None else argv, conf)
     fallback = _embedded_fallback(conf)
