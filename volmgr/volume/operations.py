@@ -9,11 +9,12 @@ most one operation per volume at a time; nothing here writes SQL or raises to th
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from volmgr import exception, metrics, states
 from volmgr.context import RequestContext
@@ -22,6 +23,17 @@ from volmgr.volume.driver import SnapshotRef, VolumeDriver, VolumeRef
 from volmgr.volume.notifications import VolumeNotifier
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Failed(enum.Enum):
+    """What ``_driver_step`` returns for a step that raised: the operation is over, its
+    row already moved to ``error_*`` (or left to whoever moved it meanwhile)."""
+
+    FAILED = "failed"
+
+
+FAILED = Failed.FAILED
 
 #: Driver model updates copied onto the volume row.
 PROVIDER_FIELDS = ("provider_location", "provider_auth")
@@ -110,29 +122,67 @@ class Operations:
             LOG.exception("%s of %s failed [reference %s]", what, object_id, reference)
         return failure_reason(error, reference)
 
+    def _driver_step(self, ctx: RequestContext, step: Callable[[], T], *, what: str,
+                     object_id: str, give_up: Callable[[str], bool], error_event: str,
+                     cleanup: Callable[[], object] | None = None) -> T | Failed:
+        """Run an operation's driver ``step`` and return what it returns. When it raises,
+        the operation ends here, always in this order: the failure is logged under a
+        reference (``_failed``); ``cleanup`` withdraws what the step may have half done
+        (its own failure is only logged); ``give_up(reason)`` moves the row to its
+        ``error_*`` status with the owner's ``status_reason``, a guarded write that is
+        False when the row moved meanwhile; and only if that write won, ``error_event``
+        is sent (a ``snapshot.*`` event about the snapshot ``object_id``, any other about
+        the volume). Returns FAILED then."""
+        try:
+            return step()
+        except Exception as error:
+            reason = self._failed(what, object_id, error)
+            if cleanup is not None:
+                self._quietly(cleanup)
+            if give_up(reason):
+                if error_event.startswith("snapshot."):
+                    self._notify_snapshot(ctx, error_event, object_id, error=True)
+                else:
+                    self._notify_volume(ctx, error_event, object_id, error=True)
+            return FAILED
+
+    def _volume_gives_up(self, volume_id: str, status: str) -> Callable[[str], bool]:
+        """``give_up`` for a volume still in ``status``: its error status
+        (``states.VOLUME_TRANSITIONAL``) with the reason."""
+        return lambda reason: self.db.volume_transition(
+            volume_id, (status,), {"status": states.VOLUME_TRANSITIONAL[status],
+                                   "status_reason": reason})
+
+    def _snapshot_gives_up(self, snapshot_id: str, status: str) -> Callable[[str], bool]:
+        """``give_up`` for a snapshot still in ``status``: its error status
+        (``states.SNAPSHOT_TRANSITIONAL``) with the reason."""
+        return lambda reason: self.db.snapshot_transition(
+            snapshot_id, (status,), {"status": states.SNAPSHOT_TRANSITIONAL[status],
+                                     "status_reason": reason})
+
     def create_volume(self, ctx: RequestContext, volume_id: str,
                        snapshot_id: str | None) -> None:
         volume = self._volume_in(volume_id, (states.CREATING,), "create", attachments=False)
         if volume is None:
             return
         self.notifier.volume(ctx, "volume.create.start", volume)
+        ref = volume_ref(volume)
         snapshot_id = volume.snapshot_id or snapshot_id
-        try:
+        source_volid = volume.source_volid
+
+        def create() -> dict[str, Any]:
             if snapshot_id:
                 snapshot = self.db.snapshot_get(snapshot_id)
-                updates = self.driver.create_volume_from_snapshot(volume_ref(volume),
-                                                                  snapshot_ref(snapshot))
-            elif volume.source_volid:
-                source = self.db.volume_get(volume.source_volid)
-                updates = self.driver.create_cloned_volume(volume_ref(volume),
-                                                           volume_ref(source))
-            else:
-                updates = self.driver.create_volume(volume_ref(volume))
-        except Exception as error:
-            reason = self._failed("Create", volume_id, error)
-            if self.db.volume_transition(volume_id, (states.CREATING,),
-                                         {"status": states.ERROR, "status_reason": reason}):
-                self._notify_volume(ctx, "volume.create.error", volume_id, error=True)
+                return self.driver.create_volume_from_snapshot(ref, snapshot_ref(snapshot))
+            if source_volid:
+                source = self.db.volume_get(source_volid)
+                return self.driver.create_cloned_volume(ref, volume_ref(source))
+            return self.driver.create_volume(ref)
+        updates = self._driver_step(
+            ctx, create, what="Create", object_id=volume_id,
+            give_up=self._volume_gives_up(volume_id, states.CREATING),
+            error_event="volume.create.error")
+        if updates is FAILED:
             return
         values = {"status": states.AVAILABLE, "status_reason": None, **provider_values(updates)}
         if self.db.volume_transition(volume_id, (states.CREATING,), values):
@@ -153,16 +203,14 @@ class Operations:
                 None, filters={"volume_id": volume_id, "status": states.SNAP_DELETING}):
             self.delete_snapshot(ctx, snapshot.id)
         self.notifier.volume(ctx, "volume.delete.start", volume)
-        try:
-            ref = volume_ref(volume)
+        ref = volume_ref(volume)
+
+        def delete() -> None:
             self.driver.remove_export(ref)
             self.driver.delete_volume(ref)
-        except Exception as error:
-            reason = self._failed("Delete", volume_id, error)
-            if self.db.volume_transition(volume_id, (states.DELETING,),
-                                         {"status": states.ERROR_DELETING,
-                                          "status_reason": reason}):
-                self._notify_volume(ctx, "volume.delete.error", volume_id, error=True)
+        if self._driver_step(ctx, delete, what="Delete", object_id=volume_id,
+                             give_up=self._volume_gives_up(volume_id, states.DELETING),
+                             error_event="volume.delete.error") is FAILED:
             return
         if self.db.volume_destroy(volume_id, expected=(states.DELETING,)):
             LOG.info("Deleted volume %s", volume_id)
@@ -291,15 +339,21 @@ class Operations:
         self.notifier.volume(ctx, "volume.attach.start", volume,
                              instance_uuid=attachment.server_id)
         ref = volume_ref(volume)
-        try:
+        connector = attachment.connector or {}
+
+        def connect() -> dict[str, Any]:
+            nonlocal ref
             ref = self._export(volume)
-            connection_info = self._connection_info(self.driver.initialize_connection(
-                ref, dict(attachment.connector or {})), attachment)
-        except Exception as error:
-            reason = self._failed("Attach", volume_id, error)
-            self._quietly(self._withdraw, ref, attachment.connector or {}, attachment_id)
-            if self.db.attach_failed(volume_id, attachment_id, reason):
-                self._notify_volume(ctx, "volume.attach.error", volume_id, error=True)
+            return self._connection_info(
+                self.driver.initialize_connection(ref, dict(connector)), attachment)
+
+        def _withdraw() -> None:  # the clean-up: whatever ``connect`` admitted
+            self._withdraw(ref, connector, attachment_id)
+        connection_info = self._driver_step(
+            ctx, connect, what="Attach", object_id=volume_id, cleanup=_withdraw,
+            give_up=lambda reason: self.db.attach_failed(volume_id, attachment_id, reason),
+            error_event="volume.attach.error")
+        if connection_info is FAILED:
             return
         if self.db.attach_complete(volume_id, attachment_id, connection_info):
             LOG.info("Attached volume %s to %s", volume_id, attachment.server_id)
@@ -329,12 +383,12 @@ class Operations:
         connector = dict(attachment.connector or {}) if attachment is not None else {}
         server_id = attachment.server_id if attachment is not None else None
         self.notifier.volume(ctx, "volume.detach.start", volume, instance_uuid=server_id)
-        try:
-            self._withdraw(volume_ref(volume), connector, attachment_id)
-        except Exception as error:
-            reason = self._failed("Detach", volume_id, error)
-            if self.db.detach_failed(volume_id, attachment_id, reason):
-                self._notify_volume(ctx, "volume.detach.error", volume_id, error=True)
+        ref = volume_ref(volume)
+        if self._driver_step(
+                ctx, lambda: self._withdraw(ref, connector, attachment_id), what="Detach",
+                object_id=volume_id,
+                give_up=lambda reason: self.db.detach_failed(volume_id, attachment_id, reason),
+                error_event="volume.detach.error") is FAILED:
             return
         if self.db.detach_complete(volume_id, attachment_id):
             LOG.info("Detached volume %s from %s", volume_id, server_id)
@@ -397,16 +451,17 @@ class Operations:
                         volume_id, new_size, target_size)
         self.notifier.volume(ctx, "volume.resize.start", volume, new_size=target_size)
         attached = bool(self.db.attachments_connected(volume_id))
-        try:
-            self.driver.extend_volume(volume_ref(volume), target_size)
+        ref = volume_ref(volume)
+
+        def extend() -> None:
+            self.driver.extend_volume(ref, target_size)
             if attached:
                 # The live LUN must show the new size to initiators logged in now.
-                self.driver.refresh_export(dataclasses.replace(volume_ref(volume),
-                                                               size=target_size))
-        except Exception as error:
-            reason = self._failed("Extend", volume_id, error)
-            if self.db.volume_fail_extend(volume_id, reason):
-                self._notify_volume(ctx, "volume.resize.error", volume_id, error=True)
+                self.driver.refresh_export(dataclasses.replace(ref, size=target_size))
+        if self._driver_step(
+                ctx, extend, what="Extend", object_id=volume_id,
+                give_up=lambda reason: self.db.volume_fail_extend(volume_id, reason),
+                error_event="volume.resize.error") is FAILED:
             return
         if self.db.volume_finish_extend_settled(volume_id):
             LOG.info("Extended volume %s to %d GiB", volume_id, target_size)
@@ -430,14 +485,12 @@ class Operations:
         if snapshot is None:
             return
         self.notifier.snapshot(ctx, "snapshot.create.start", snapshot)
-        try:
-            self.driver.create_snapshot(snapshot_ref(snapshot))
-        except Exception as error:
-            reason = self._failed("Snapshot", snapshot_id, error)
-            if self.db.snapshot_transition(snapshot_id, (states.SNAP_CREATING,),
-                                           {"status": states.SNAP_ERROR,
-                                            "status_reason": reason}):
-                self._notify_snapshot(ctx, "snapshot.create.error", snapshot_id, error=True)
+        ref = snapshot_ref(snapshot)
+        if self._driver_step(
+                ctx, lambda: self.driver.create_snapshot(ref), what="Snapshot",
+                object_id=snapshot_id,
+                give_up=self._snapshot_gives_up(snapshot_id, states.SNAP_CREATING),
+                error_event="snapshot.create.error") is FAILED:
             return
         if self.db.snapshot_transition(snapshot_id, (states.SNAP_CREATING,),
                                        {"status": states.SNAP_AVAILABLE,
@@ -450,14 +503,12 @@ class Operations:
         if snapshot is None:
             return
         self.notifier.snapshot(ctx, "snapshot.delete.start", snapshot)
-        try:
-            self.driver.delete_snapshot(snapshot_ref(snapshot))
-        except Exception as error:
-            reason = self._failed("Snapshot delete", snapshot_id, error)
-            if self.db.snapshot_transition(snapshot_id, (states.SNAP_DELETING,),
-                                           {"status": states.SNAP_ERROR_DELETING,
-                                            "status_reason": reason}):
-                self._notify_snapshot(ctx, "snapshot.delete.error", snapshot_id, error=True)
+        ref = snapshot_ref(snapshot)
+        if self._driver_step(
+                ctx, lambda: self.driver.delete_snapshot(ref), what="Snapshot delete",
+                object_id=snapshot_id,
+                give_up=self._snapshot_gives_up(snapshot_id, states.SNAP_DELETING),
+                error_event="snapshot.delete.error") is FAILED:
             return
         if self.db.snapshot_destroy(snapshot_id, expected=(states.SNAP_DELETING,)):
             LOG.info("Deleted snapshot %s", snapshot_id)
