@@ -18,6 +18,17 @@ from volmgr import exception
 if TYPE_CHECKING:
     from volmgr.volume.manageable import ManageableSnapshot, ManageableVolume
 
+#: Bytes in a GiB: sizes cross this interface in whole GiB.
+GiB = 1024 ** 3
+
+
+def gib_to_bytes(size: int) -> int:
+    """``size`` GiB in bytes; InvalidInput unless ``size`` is a whole number of GiB above
+    zero, the only sizes a driver creates or grows a volume to."""
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise exception.InvalidInput(reason="sizes are whole GiB greater than zero")
+    return size * GiB
+
 
 @dataclasses.dataclass(frozen=True)
 class VolumeRef:

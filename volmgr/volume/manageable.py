@@ -27,12 +27,11 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from volmgr import exception
+from volmgr.volume.driver import GiB
 from volmgr.volume.targets.base import canonical_uuid, volume_name
 
 if TYPE_CHECKING:
     from volmgr.volume.drivers.lvm import LVMDriver
-
-GiB = 1024 ** 3
 
 #: LVM's own rule for LV names (and no leading hyphen): nothing else reaches lvrename.
 LV_NAME_RE = re.compile(r"^[A-Za-z0-9_.+][A-Za-z0-9_.+-]{0,126}$")

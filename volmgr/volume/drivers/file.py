@@ -18,7 +18,7 @@ from typing import Any
 from oslo_config import cfg
 
 from volmgr import exception
-from volmgr.volume.driver import Capacity, SnapshotRef, VolumeRef
+from volmgr.volume.driver import Capacity, GiB, SnapshotRef, VolumeRef, gib_to_bytes
 from volmgr.volume.drivers.base import ExportingDriver
 from volmgr.volume.executor import Executor
 from volmgr.volume.manageable import (
@@ -30,8 +30,6 @@ from volmgr.volume.manageable import (
     verdict,
 )
 from volmgr.volume.targets.base import TargetHelper, canonical_uuid, safe_path, volume_name
-
-GiB = 1024 ** 3
 
 
 class FileDriver(ExportingDriver):
@@ -101,7 +99,7 @@ class FileDriver(ExportingDriver):
 
     def create_volume(self, volume: VolumeRef) -> dict[str, Any]:
         path = self._volume_path(volume.id)
-        size = _gib(volume.size)
+        size = gib_to_bytes(volume.size)
         if self._exists_with_size(path, size):
             return {}
         os.makedirs(self.volumes_dir, mode=0o700, exist_ok=True)
@@ -134,8 +132,8 @@ class FileDriver(ExportingDriver):
             current = os.stat(path).st_size
         except FileNotFoundError:
             raise exception.BackendError(reason=f"image {path} is missing") from None
-        if current < _gib(new_size):
-            os.truncate(path, _gib(new_size))
+        if current < gib_to_bytes(new_size):
+            os.truncate(path, gib_to_bytes(new_size))
 
     # -- snapshots ------------------------------------------------------------------------
 
@@ -160,12 +158,12 @@ class FileDriver(ExportingDriver):
             raise exception.InvalidInput(
                 reason="a volume made from a snapshot must be at least the snapshot's size")
         path = self._volume_path(volume.id)
-        if self._exists_with_size(path, _gib(volume.size)):
+        if self._exists_with_size(path, gib_to_bytes(volume.size)):
             return {}
         source = self._snapshot_path(snapshot)
         if not os.path.exists(source):
             raise exception.BackendError(reason=f"snapshot image {source} is missing")
-        self._copy_published(source, path, _gib(volume.size))
+        self._copy_published(source, path, gib_to_bytes(volume.size))
         return {}
 
     def create_cloned_volume(self, volume: VolumeRef, source: VolumeRef) -> dict[str, Any]:
@@ -173,12 +171,12 @@ class FileDriver(ExportingDriver):
             raise exception.InvalidInput(
                 reason="a clone must be at least the size of its source volume")
         path = self._volume_path(volume.id)
-        if self._exists_with_size(path, _gib(volume.size)):
+        if self._exists_with_size(path, gib_to_bytes(volume.size)):
             return {}
         source_path = self._volume_path(source.id)
         if not os.path.exists(source_path):
             raise exception.BackendError(reason=f"image {source_path} is missing")
-        self._copy_published(source_path, path, _gib(volume.size))
+        self._copy_published(source_path, path, gib_to_bytes(volume.size))
         return {}
 
     # -- adopting existing images ----------------------------------------------------------
@@ -323,9 +321,3 @@ class FileDriver(ExportingDriver):
     def _snapshot_path(self, snapshot: SnapshotRef) -> str:
         return os.path.join(self._snapshot_dir(snapshot.volume_id),
                             "snapshot-" + canonical_uuid(snapshot.id))
-
-
-def _gib(size: int) -> int:
-    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise exception.InvalidInput(reason="sizes are whole GiB greater than zero")
-    return size * GiB

@@ -20,14 +20,13 @@ from oslo_config import cfg
 
 from volmgr import exception
 from volmgr.volume import lvmshell, manageable
-from volmgr.volume.driver import Capacity, SnapshotRef, VolumeRef
+from volmgr.volume.driver import Capacity, GiB, SnapshotRef, VolumeRef, gib_to_bytes
 from volmgr.volume.drivers.base import ExportingDriver
 from volmgr.volume.executor import CommandResult, Executor
 from volmgr.volume.manageable import ManageableSnapshot, ManageableVolume
 from volmgr.volume.targets.base import TargetHelper, canonical_uuid, volume_name
 
 LOG = logging.getLogger(__name__)
-GiB = 1024 ** 3
 MiB = 1024 ** 2
 _VG_NAME_RE = re.compile(r"^[A-Za-z0-9_.+][A-Za-z0-9_.+-]*$")
 _LV_FIELDS = "lv_name,lv_size,origin,pool_lv,data_percent"
@@ -143,7 +142,7 @@ class LVMDriver(ExportingDriver):
         # One command on the common path: lvcreate. Only when it fails is the LV looked
         # at (a re-driven create that already happened succeeds; see _create_lv).
         name = volume_name(volume.id)
-        size = _gib(volume.size)
+        size = gib_to_bytes(volume.size)
         if self.thin:
             cmd = ["lvcreate", "-T", "-V", f"{volume.size}g", "-n", name,
                    f"{self.vg}/{self.pool}"]
@@ -187,7 +186,7 @@ class LVMDriver(ExportingDriver):
         lv = self._lv(name)
         if lv is None:
             raise exception.BackendError(reason=f"logical volume {self.vg}/{name} is missing")
-        if lv.size >= _gib(new_size):
+        if lv.size >= gib_to_bytes(new_size):
             return
         self._lvm("lvextend", "-L", f"{new_size}g", f"{self.vg}/{name}")
 
@@ -258,7 +257,7 @@ class LVMDriver(ExportingDriver):
                 reason="a clone must be at least the size of its source volume")
         self.create_volume(volume)
         # Copied again on a re-drive: the LV cannot tell whether an earlier copy finished.
-        self._copy(self.local_path(source), self.local_path(volume), _gib(source.size))
+        self._copy(self.local_path(source), self.local_path(volume), gib_to_bytes(source.size))
         return {}
 
     # -- helpers --------------------------------------------------------------------------
@@ -386,12 +385,6 @@ def _is_ours(name: str) -> bool:
                 return False
             return True
     return False
-
-
-def _gib(size: int) -> int:
-    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise exception.InvalidInput(reason="sizes are whole GiB greater than zero")
-    return size * GiB
 
 
 def _require_block_device(path: str, purpose: str) -> None:
