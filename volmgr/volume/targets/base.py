@@ -138,6 +138,12 @@ class TargetHelper(abc.ABC):
     def provider_location(self, volume_id: str) -> str:
         return f"{self.portal},1 {self.iqn(volume_id)} {self.lun}"
 
+    def admits_any(self, any_initiator: bool) -> bool:
+        """Whether an export admits every initiator that holds its CHAP secret: an
+        attachment asked for that (its connector named no initiator), or
+        ``[volume] target_initiator_acl`` is off. Otherwise only named initiators."""
+        return any_initiator or not self.conf.volume.target_initiator_acl
+
     @abc.abstractmethod
     def create_export(self, volume: VolumeRef, device_path: str) -> dict[str, Any]:
         """Export ``device_path`` as the volume's target; returns model updates."""

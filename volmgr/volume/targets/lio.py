@@ -119,7 +119,7 @@ class LioAdm(base.TargetHelper):
                 for acl in list(tpg.node_acls):
                     if acl.node_wwn == initiator:
                         acl.delete()
-                if not self._admits_any(record):
+                if not self.admits_any(record.any_initiator):
                     tpg.set_attribute("generate_node_acls", "0")
             self._save(rts)
 
@@ -143,9 +143,6 @@ class LioAdm(base.TargetHelper):
                               self._record(rts, volume_id))
             self._save(rts)
 
-    def _admits_any(self, record: _AclRecord) -> bool:
-        return record.any_initiator or not self.conf.volume.target_initiator_acl
-
     def _tpg_and_lun(self, rts: Any, volume_id: str, device_path: str,
                      chap: base.Chap, record: _AclRecord) -> tuple[Any, Any]:
         """The volume's TPG and LUN, created where missing, admitting exactly ``record``."""
@@ -160,7 +157,7 @@ class LioAdm(base.TargetHelper):
         target = rts.Target(rts.FabricModule("iscsi"), self.iqn(volume_id), mode="any")
         tpg = rts.TPG(target, 1, mode="any")
         tpg.set_attribute("authentication", "1")
-        if not self._admits_any(record):
+        if not self.admits_any(record.any_initiator):
             # Before any LUN or portal exists: a restricted target never has demo mode.
             tpg.set_attribute("generate_node_acls", "0")
         lun = next((lun for lun in tpg.luns if lun.lun == self.lun), None)
@@ -179,7 +176,7 @@ class LioAdm(base.TargetHelper):
             acl.chap_password = chap.secret
             if not any(m.mapped_lun == self.lun for m in acl.mapped_luns):
                 rts.MappedLUN(acl, self.lun, lun)
-        if self._admits_any(record):
+        if self.admits_any(record.any_initiator):
             # Any initiator may log in, but only with this volume's CHAP credentials.
             tpg.chap_userid = chap.username
             tpg.chap_password = chap.secret

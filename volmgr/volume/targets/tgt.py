@@ -71,7 +71,6 @@ class TgtAdm(base.TargetHelper):
         self.files_dir: str = conf.volume.target_files_dir
         self.control_port: int = conf.volume.tgt_control_port
         self.lld: str = conf.volume.target_lld
-        self.use_acl: bool = conf.volume.target_initiator_acl
         self.tgtd = tgt_socket.TgtdSocket(self.control_port, self.lld,
                                           timeout=float(conf.volume.command_timeout))
 
@@ -241,7 +240,7 @@ class TgtAdm(base.TargetHelper):
                          "--lun", str(self.lun), "--params", _WRITE_CACHE_OFF)
             for name in target.initiators:
                 self._bind_initiator(tid, name)
-            if self._admits_any(target):
+            if self.admits_any(target.any_initiator):
                 self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid),
                              "-I", "ALL")
         except (exception.TargetError, exception.ProcessExecutionError) as error:
@@ -297,9 +296,6 @@ class TgtAdm(base.TargetHelper):
         self._tgtadm("--op", "new", "--mode", "account", "--user", chap.username,
                      "--password", chap.secret, secrets=[chap.secret])
 
-    def _admits_any(self, target: _TargetFile) -> bool:
-        return target.any_initiator or not self.use_acl
-
     def export_state(self, volume_id: str) -> base.ExportState | None:
         live = self._live_targets().get(self.iqn(volume_id))
         if live is None:
@@ -315,7 +311,7 @@ class TgtAdm(base.TargetHelper):
         for name in target.initiators:
             if name not in live.acl:
                 self._bind_initiator(live.tid, name)
-        if self._admits_any(target):
+        if self.admits_any(target.any_initiator):
             wanted.add("ALL")
             if "ALL" not in live.acl:
                 self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(live.tid),
@@ -407,7 +403,7 @@ class TgtAdm(base.TargetHelper):
     def _write_file(self, volume_id: str, target: _TargetFile) -> None:
         """The file tgt-admin reads at boot; it describes the same target _build makes."""
         text = tgt_files.render(self.iqn(volume_id), self.lld, target,
-                                self._admits_any(target))
+                                self.admits_any(target.any_initiator))
         path = self._file_path(volume_id)
         temporary = path + ".tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
