@@ -37,7 +37,7 @@ from volmgr.api import (
 )
 from volmgr.api import metrics as api_metrics
 from volmgr.api import microversion as mv
-from volmgr.api.operations import CastingAPI, Operations
+from volmgr.api.operations import ApiOperations, CastingAPI
 from volmgr.api.v3_base import V3Deps
 from volmgr.db import Database, messages
 
@@ -64,7 +64,7 @@ class ApiApplication:
     def __init__(self, conf: cfg.ConfigOpts, db: Database, rpcapi: CastingAPI) -> None:
         self.conf = conf
         self.db = db
-        self.ops = Operations(conf, db, rpcapi)
+        self.ops = ApiOperations(conf, db, rpcapi)
         self.router = wsgi.Router()
         self.router.add("GET", "/", self.versions, public=True)
         self.router.add("GET", "/v3", self.version_v3, public=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from volmgr import exception, states
-from volmgr.api.operations import CastingAPI, Operations, cast_after_write, scope
+from volmgr.api.operations import ApiOperations, CastingAPI, cast_after_write, scope
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
 
@@ -48,7 +48,7 @@ def delete_keys(keys: list[str], *, missing: Callable[[str], Exception]) -> Meta
 class VolumeEdits:
     """The v3 face's field, metadata and admin changes."""
 
-    def __init__(self, ops: Operations) -> None:
+    def __init__(self, ops: ApiOperations) -> None:
         self.ops = ops
         self.db: Database = ops.db
         self.rpcapi: CastingAPI = ops.rpcapi

@@ -64,8 +64,10 @@ def scope(ctx: RequestContext) -> str | None:
     return None if ctx.is_admin else ctx.project_id
 
 
-class Operations:
-    """The volume, attachment and snapshot requests of both API faces."""
+class ApiOperations:
+    """What the API does for the volume, attachment and snapshot requests of both faces:
+    the guarded write, the host choice and the cast (``ManagerOperations`` in
+    ``volmgr.volume.operations`` is what the manager then does for the message)."""
 
     def __init__(self, conf: cfg.ConfigOpts, db: Database, rpcapi: CastingAPI) -> None:
         self.conf = conf

@@ -1,7 +1,7 @@
 """The Compute API 1.1 "Volumes" extension face (``/v1.1/{project_id}``), the API volmgr
 first served ("the seed face", docs/architecture.md): camelCase views, JSON or XML.
 
-Controllers validate and translate; the state changes are ``Operations``' job.
+Controllers validate and translate; the state changes are ``ApiOperations``' job.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from volmgr import exception, states
 from volmgr.api import seed_xml
 from volmgr.api import validation as v
-from volmgr.api.operations import Operations
+from volmgr.api.operations import ApiOperations
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Face, Router
 from volmgr.db import models
 
@@ -63,7 +63,7 @@ def volume_view(volume: models.Volume) -> dict[str, Any]:
 class SeedController:
     """Handlers of the seed face."""
 
-    def __init__(self, ops: Operations, max_volume_size: int, max_limit: int) -> None:
+    def __init__(self, ops: ApiOperations, max_volume_size: int, max_limit: int) -> None:
         self.ops = ops
         self.max_volume_size = max_volume_size
         self.max_limit = max_limit
@@ -157,7 +157,7 @@ class SeedController:
         return ApiResponse(202)
 
 
-def add_routes(router: Router, ops: Operations, max_volume_size: int,
+def add_routes(router: Router, ops: ApiOperations, max_volume_size: int,
                max_limit: int) -> None:
     c = SeedController(ops, max_volume_size, max_limit)
     xml = Face(seed_xml.serialize, seed_xml.deserialize, suffixes=True)

@@ -6,7 +6,7 @@ admin's ``os-reset_status``, ``os-force_delete`` and ``os-migrate_volume_complet
 
 Microversions are negotiated in ``microversion``; fields appear where the reference adds
 them (``v3_views``). Controllers validate and translate; state changes are
-``Operations``' and ``VolumeEdits``' job.
+``ApiOperations``' and ``VolumeEdits``' job.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from volmgr.api import edits, v3_listing, v3_metadata
 from volmgr.api import microversion as mv
 from volmgr.api import validation as v
 from volmgr.api.edits import VolumeEdits
-from volmgr.api.operations import Operations
+from volmgr.api.operations import ApiOperations
 from volmgr.api.v3_base import (
     PREFIXES,
     V3Deps,
@@ -72,7 +72,7 @@ def _flag(args: Any, action: str, field: str) -> bool:
 class VolumeController:
     """Handlers of ``/v3/{project_id}/volumes``."""
 
-    def __init__(self, conf: cfg.ConfigOpts, db: Database, ops: Operations) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, ops: ApiOperations) -> None:
         self.conf = conf
         self.db = db
         self.ops = ops

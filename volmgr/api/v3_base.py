@@ -19,7 +19,7 @@ from oslo_config import cfg
 from volmgr import exception
 from volmgr.api import validation as v
 from volmgr.api.actions import ActionTable
-from volmgr.api.operations import CastingAPI, Operations
+from volmgr.api.operations import ApiOperations, CastingAPI
 from volmgr.api.wsgi import ApiRequest
 from volmgr.context import RequestContext
 from volmgr.db import Database
@@ -35,7 +35,7 @@ class V3Deps:
 
     conf: cfg.ConfigOpts
     db: Database
-    ops: Operations
+    ops: ApiOperations
     rpcapi: CastingAPI
     volume_actions: ActionTable = dataclasses.field(
         default_factory=lambda: ActionTable("volume", "volume_id"))

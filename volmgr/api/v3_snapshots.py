@@ -12,7 +12,7 @@ from volmgr import exception, states
 from volmgr.api import edits, v3_listing
 from volmgr.api import validation as v
 from volmgr.api.edits import VolumeEdits
-from volmgr.api.operations import Operations
+from volmgr.api.operations import ApiOperations
 from volmgr.api.v3_base import (
     PREFIXES,
     V3Deps,
@@ -38,7 +38,7 @@ _REPORTED = {states.SNAP_CREATING: (states.SNAP_AVAILABLE, states.SNAP_ERROR),
 class SnapshotController:
     """Handlers of ``/v3/{project_id}/snapshots``."""
 
-    def __init__(self, conf: cfg.ConfigOpts, db: Database, ops: Operations) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, db: Database, ops: ApiOperations) -> None:
         self.db = db
         self.ops = ops
         self.edits = VolumeEdits(ops)

@@ -95,7 +95,7 @@ def fail_host_work(db: Database, host: str, reason: str) -> list[dict[str, Any]]
     """Move ``host``'s transitional rows to their error states, as recovery does when it
     gives up (each move is a guarded write: a row another process moved first is left)."""
     # fail_volume only writes rows; it never touches the driver or notifier.
-    ops = volume_operations.Operations(db, cast(Any, None), cast(Any, None))
+    ops = volume_operations.ManagerOperations(db, cast(Any, None), cast(Any, None))
     now = models.utcnow()
     moved: list[dict[str, Any]] = []
     for volume in db.volumes_stuck(host, now):

@@ -27,7 +27,7 @@ from volmgr.volume import rpcapi, serial
 from volmgr.volume.adoption import Adoption
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.notifications import VolumeNotifier
-from volmgr.volume.operations import Operations
+from volmgr.volume.operations import ManagerOperations
 
 messaging = rpc.messaging
 LOG = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class VolumeManager:
         self.host = host or conf.host
         self.executor = executor or serial.KeyedExecutor(
             conf.volume.executor_thread_pool_size, name="volmgr-op")
-        self.ops = Operations(db, driver, self.notifier)
+        self.ops = ManagerOperations(db, driver, self.notifier)
         self.adoption = Adoption(db, driver, self.notifier)
 
     # -- RPC: casts ------------------------------------------------------------------

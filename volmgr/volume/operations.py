@@ -91,8 +91,10 @@ def provider_values(updates: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (updates or {}).items() if key in PROVIDER_FIELDS}
 
 
-class Operations:
-    """One method per operation; each takes ids, reads the rows itself."""
+class ManagerOperations:
+    """What a manager does for each message: one method per operation; each takes ids
+    and reads the rows itself (``ApiOperations`` in ``volmgr.api.operations`` is what the
+    API did for the request before it cast)."""
 
     def __init__(self, db: Database, driver: VolumeDriver, notifier: VolumeNotifier) -> None:
         self.db = db
