@@ -80,7 +80,7 @@ def test_the_architecture_document_covers_what_a_new_maintainer_asks() -> None:
     for heading in ("## Layers, and who may import whom", "## The life of a create",
                     "## The state machine", "## Delivery and recovery: what is promised"):
         assert heading in text
-    for source in ("volmgr/volume/executor.py", "volmgr/volume/serial.py", "seed face"):
+    for source in ("volmgr/volume/executor.py", "volmgr/volume/thread_pool.py", "seed face"):
         assert source in text  # the words that mean two things are defined there
 
 

@@ -1,4 +1,4 @@
-"""The daemon's plumbing: the keyed executor, sd_notify, log reload, the embedded service
+"""The daemon's plumbing: the keyed thread pool, sd_notify, log reload, the embedded service
 on the fake:// transport (heartbeat with capacity, graceful stop), the entry point's
 argument handling and the systemd units."""
 
@@ -23,17 +23,17 @@ from volmgr.context import RequestContext
 from volmgr.db import Database
 from volmgr.volume import rpcapi
 from volmgr.volume.notifications import VolumeNotifier
-from volmgr.volume.serial import KeyedExecutor
 from volmgr.volume.service import VolumeService
+from volmgr.volume.thread_pool import KeyedThreadPool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# -- KeyedExecutor -------------------------------------------------------------------
+# -- KeyedThreadPool -----------------------------------------------------------------
 
 
 def test_jobs_with_one_key_run_in_arrival_order_one_at_a_time() -> None:
-    executor = KeyedExecutor(4)
+    pool = KeyedThreadPool(4)
     order: list[int] = []
     active = []
 
@@ -45,38 +45,38 @@ def test_jobs_with_one_key_run_in_arrival_order_one_at_a_time() -> None:
         active.remove(n)
 
     for n in range(10):
-        executor.submit("vol-1", lambda n=n: job(n))
-    assert executor.wait_idle(5)
-    executor.close()
+        pool.submit("vol-1", lambda n=n: job(n))
+    assert pool.wait_idle(5)
+    pool.close()
     assert order == list(range(10))
 
 
 def test_a_failing_job_does_not_stop_the_next_one_of_its_key() -> None:
-    executor = KeyedExecutor(1)
+    pool = KeyedThreadPool(1)
     ran = []
 
     def boom() -> None:
         raise RuntimeError("boom")
 
-    executor.submit("k", boom)
-    executor.submit("k", lambda: ran.append(1))
-    assert executor.wait_idle(5)
+    pool.submit("k", boom)
+    pool.submit("k", lambda: ran.append(1))
+    assert pool.wait_idle(5)
     assert ran == [1]
-    executor.close()
+    pool.close()
 
 
-def test_a_closed_executor_refuses_new_work_but_finishes_queued_work() -> None:
-    executor = KeyedExecutor(1)
+def test_a_closed_pool_refuses_new_work_but_finishes_queued_work() -> None:
+    pool = KeyedThreadPool(1)
     gate = threading.Event()
     done = []
-    executor.submit("k", gate.wait)
-    executor.submit("k", lambda: done.append(1))
-    executor.close()
+    pool.submit("k", gate.wait)
+    pool.submit("k", lambda: done.append(1))
+    pool.close()
     with pytest.raises(exception.ServiceUnavailable):
-        executor.submit("k", lambda: None)
-    assert not executor.wait_idle(0.05)
+        pool.submit("k", lambda: None)
+    assert not pool.wait_idle(0.05)
     gate.set()
-    assert executor.wait_idle(5)
+    assert pool.wait_idle(5)
     assert done == [1]
 
 

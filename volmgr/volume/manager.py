@@ -23,11 +23,12 @@ from volmgr import exception, rpc, states
 from volmgr.context import RequestContext
 from volmgr.db import Database, messages, models
 from volmgr.volume import metrics as volume_metrics
-from volmgr.volume import rpcapi, serial
+from volmgr.volume import rpcapi
 from volmgr.volume.adoption import Adoption
 from volmgr.volume.driver import VolumeDriver
 from volmgr.volume.notifications import VolumeNotifier
 from volmgr.volume.operations import ManagerOperations
+from volmgr.volume.thread_pool import KeyedThreadPool
 
 messaging = rpc.messaging
 LOG = logging.getLogger(__name__)
@@ -56,13 +57,13 @@ class VolumeManager:
 
     def __init__(self, conf: cfg.ConfigOpts, db: Database, driver: VolumeDriver,
                  notifier: VolumeNotifier | None = None, *, host: str | None = None,
-                 executor: serial.KeyedExecutor | None = None) -> None:
+                 thread_pool: KeyedThreadPool | None = None) -> None:
         self.conf = conf
         self.db = db
         self.driver = driver
         self.notifier = notifier or VolumeNotifier(None)
         self.host = host or conf.host
-        self.executor = executor or serial.KeyedExecutor(
+        self.thread_pool = thread_pool or KeyedThreadPool(
             conf.volume.executor_thread_pool_size, name="volmgr-op")
         self.ops = ManagerOperations(db, driver, self.notifier)
         self.adoption = Adoption(db, driver, self.notifier)
@@ -177,13 +178,13 @@ class VolumeManager:
 
     def busy_volume_ids(self) -> set[str]:
         """Volumes with an operation running or waiting in this daemon."""
-        return set(self.executor.pending_keys())
+        return set(self.thread_pool.pending_keys())
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        return self.executor.wait_idle(timeout)
+        return self.thread_pool.wait_idle(timeout)
 
     def close(self) -> None:
-        self.executor.close()
+        self.thread_pool.close()
 
     def redrive_volume(self, volume: models.Volume) -> None:
         """Queue again the work a transitional volume row asks for (recovery)."""
@@ -244,10 +245,10 @@ class VolumeManager:
         """Re-create the export of an attached volume if it is missing (start-up)."""
         self._submit(volume.id, self.ops.ensure_export, volume.id)
 
-    # -- Scheduling on the keyed executor ------------------------------------------------
+    # -- Scheduling on the keyed thread pool ---------------------------------------------
 
     def _call(self, key: str, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func`` in ``key``'s turn on the keyed executor and wait for its answer
+        """Run ``func`` in ``key``'s turn on the thread pool and wait for its answer
         (the caller's RPC timeout bounds the wait; the work finishes regardless)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
@@ -274,7 +275,7 @@ class VolumeManager:
         ctx = next((a for a in args if isinstance(a, RequestContext)), None)
         request_id = ctx.request_id if ctx is not None else None
         volume_metrics.submit(
-            self.executor, key, self.host, kind or str(getattr(func, "__name__", "job")),
+            self.thread_pool, key, self.host, kind or str(getattr(func, "__name__", "job")),
             ctx.sent_at if ctx is not None else None,
             messages.in_request_scope(request_id, functools.partial(func, *args)))
 

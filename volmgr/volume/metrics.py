@@ -1,6 +1,6 @@
 """The volume daemon's side of the metrics (series defined in ``volmgr.metrics``).
 
-* ``submit`` queues a manager job on the keyed executor, counted as queued until it
+* ``submit`` queues a manager job on the keyed thread pool, counted as queued until it
   starts and then timed by kind and outcome, with its bus lag;
 * ``update_backend`` sets the VG, thin-pool, export and iSCSI-session gauges (called
   with every heartbeat, so the figures are at most ``report_interval`` old);
@@ -18,8 +18,8 @@ from typing import Any
 import prometheus_client
 
 from volmgr import metrics
-from volmgr.volume import serial
 from volmgr.volume.driver import VolumeDriver
+from volmgr.volume.thread_pool import KeyedThreadPool
 
 LOG = logging.getLogger(__name__)
 
@@ -27,9 +27,9 @@ _NEXUS_LINE = re.compile(r"^\s+I_T nexus: \d+\s*$", re.MULTILINE)
 _TARGET_LINE = re.compile(r"^Target \d+: (\S+)\s*$", re.MULTILINE)
 
 
-def submit(executor: serial.KeyedExecutor, key: str, host: str, kind: str,
+def submit(pool: KeyedThreadPool, key: str, host: str, kind: str,
            sent_at: float | None, job: Callable[[], None]) -> None:
-    """``executor.submit(key, job)``, with ``job`` counted and timed."""
+    """``pool.submit(key, job)``, with ``job`` counted and timed."""
     def run() -> None:
         metrics.QUEUED.labels(host).dec()
         with metrics.operation(host, kind, sent_at):
@@ -37,7 +37,7 @@ def submit(executor: serial.KeyedExecutor, key: str, host: str, kind: str,
 
     metrics.QUEUED.labels(host).inc()
     try:
-        executor.submit(key, run)
+        pool.submit(key, run)
     except BaseException:
         metrics.QUEUED.labels(host).dec()
         raise

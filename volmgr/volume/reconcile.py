@@ -13,7 +13,7 @@ compares its host's exports and volumes with what the database says should exist
 
 The comparison is ``volmgr.volume.drift.find_problems``, the one ``volmgr-manage
 reconcile`` runs. Every
-repair is queued on the manager's keyed executor under the volume's id, so it runs in
+repair is queued on the manager's keyed thread pool under the volume's id, so it runs in
 the volume's turn, between operations and never during one, and it reads the row again
 there before it touches anything.
 """

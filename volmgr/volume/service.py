@@ -101,7 +101,7 @@ class VolumeService:
             LOG.info("In-flight operations finished")
         else:
             LOG.warning("Stopping with operations still running on volumes %s; recovery "
-                        "will re-drive them", ", ".join(self.manager.executor.pending_keys()))
+                        "will re-drive them", ", ".join(self.manager.thread_pool.pending_keys()))
         self.manager.close()
         if self._server is not None:
             self._server.wait()

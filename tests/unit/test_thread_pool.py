@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from volmgr.volume.serial import KeyedExecutor
+from volmgr.volume.thread_pool import KeyedThreadPool
 
 WAIT = 10  # seconds: a bound on a hang, never a measurement
 
@@ -37,7 +37,7 @@ class Blocking:
 
 
 def test_an_idle_pool_has_no_threads_and_a_burst_runs_every_volume_at_once() -> None:
-    pool = KeyedExecutor(64, name="pool-burst")
+    pool = KeyedThreadPool(64, name="pool-burst")
     assert _workers("pool-burst") == []
     jobs = Blocking()
     for index in range(10):
@@ -52,7 +52,7 @@ def test_an_idle_pool_has_no_threads_and_a_burst_runs_every_volume_at_once() -> 
 
 
 def test_the_bound_holds_and_queued_work_still_runs() -> None:
-    pool = KeyedExecutor(3, name="pool-bound")
+    pool = KeyedThreadPool(3, name="pool-bound")
     jobs = Blocking()
     for index in range(5):
         pool.submit(f"volume-{index}", jobs.job)
@@ -69,7 +69,7 @@ def test_the_bound_holds_and_queued_work_still_runs() -> None:
 
 
 def test_one_volume_runs_one_job_at_a_time_in_order_on_a_large_pool() -> None:
-    pool = KeyedExecutor(32, name="pool-order")
+    pool = KeyedThreadPool(32, name="pool-order")
     seen: list[int] = []
     jobs = Blocking()
 
@@ -88,7 +88,7 @@ def test_one_volume_runs_one_job_at_a_time_in_order_on_a_large_pool() -> None:
 
 
 def test_workers_are_reused_across_bursts_and_exit_on_close() -> None:
-    pool = KeyedExecutor(16, name="pool-reuse")
+    pool = KeyedThreadPool(16, name="pool-reuse")
     for _burst in range(3):
         jobs = Blocking()
         for index in range(4):

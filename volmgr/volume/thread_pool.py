@@ -1,4 +1,7 @@
-"""A bounded worker pool that runs jobs sharing a key one at a time, in arrival order.
+"""The manager's thread pool: a bounded pool of worker threads that runs jobs sharing a
+key one at a time, in arrival order (``KeyedThreadPool``; its bound is ``[volume]
+executor_thread_pool_size``). Not to be confused with ``volmgr.volume.executor``, the
+command runner every storage command goes through.
 
 The manager keys every operation by volume id, so two messages about one volume never
 run at once while different volumes proceed in parallel. A queued job never occupies a
@@ -26,8 +29,8 @@ LOG = logging.getLogger(__name__)
 Job = Callable[[], None]
 
 
-class KeyedExecutor:
-    """Up to ``workers`` daemon threads; jobs with equal keys are serialized."""
+class KeyedThreadPool:
+    """Up to ``workers`` daemon threads; jobs with equal keys run one at a time."""
 
     def __init__(self, workers: int, name: str = "volmgr-worker") -> None:
         self._lock = threading.Lock()
