@@ -30,8 +30,8 @@ from tools.bench_api import scratch_postgres
 from volmgr import config, rpc, states
 from volmgr.context import RequestContext
 from volmgr.db import Database, migration
-from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeRef
+from volmgr.volume.drivers import loader
 
 
 def _conf(state: Path):  # type: ignore[no-untyped-def]
@@ -69,7 +69,7 @@ def bench_lvm(count: int = 48) -> None:
     with tempfile.TemporaryDirectory() as tmp, _loop_vg(Path(tmp) / "vg") as vg:
         conf = _conf(Path(tmp) / "state")
         vg.configure(conf)  # type: ignore[attr-defined]
-        driver = drivers.load_driver(conf)
+        driver = loader.load_driver(conf)
         baseline: dict[str, float] = {}
         for workers in (1, 4, 8):
             volumes = [VolumeRef(id=str(uuid.uuid4()), size=1) for _ in range(count)]

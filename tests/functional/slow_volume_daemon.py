@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 from volmgr.cmd import volume as volume_cmd
-from volmgr.volume import drivers
+from volmgr.volume.drivers import loader
 
-_load_driver = drivers.load_driver
+_load_driver = loader.load_driver
 
 
 def _slowed(method: Any, name: str, seconds: float) -> Any:
@@ -35,7 +35,7 @@ def load_driver(conf: Any, executor: Any = None) -> Any:
     return driver
 
 
-drivers.load_driver = load_driver  # type: ignore[assignment]
+loader.load_driver = load_driver  # type: ignore[assignment]
 
 if __name__ == "__main__":
     sys.exit(volume_cmd.main())

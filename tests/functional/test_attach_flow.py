@@ -33,8 +33,8 @@ from tests.functional.storage_env import (  # noqa: F401
 )
 from tests.functional.test_walkthrough import Walk, table_value
 from tests.functional.volume_daemon import Daemon, wait_for
-from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeRef
+from volmgr.volume.drivers import loader
 
 GiB = 1024 ** 3
 INI1 = "iqn.1993-08.org.debian:01:compute-one"
@@ -297,7 +297,7 @@ def test_an_attached_lvm_volume_grows_on_its_live_tgt_lun(conf, tgtd, loop_vg) -
     extents, which is what device-mapper does by itself.)"""
     loop_vg.configure(conf)
     tgtd.configure(conf)
-    driver = drivers.load_driver(conf, executor=RecordingExecutor())
+    driver = loader.load_driver(conf, executor=RecordingExecutor())
     driver.check_setup()
     volume = VolumeRef(str(uuid.uuid4()), 1)
     driver.create_volume(volume)
@@ -332,7 +332,7 @@ def test_an_initiator_reading_throughout_an_online_extend_sees_no_error(
     new size."""
     conf.set_override("driver", "file", group="volume")
     tgtd.configure(conf)
-    driver = drivers.load_driver(conf, executor=RecordingExecutor())
+    driver = loader.load_driver(conf, executor=RecordingExecutor())
     driver.check_setup()
     volume = VolumeRef(str(uuid.uuid4()), 1)
     driver.create_volume(volume)

@@ -24,8 +24,8 @@ from tests.functional.storage_env import (
     tgtd,  # noqa: F401 - fixture
 )
 from volmgr import exception
-from volmgr.volume import drivers
 from volmgr.volume.driver import SnapshotRef, VolumeDriver, VolumeRef
+from volmgr.volume.drivers import loader
 
 GiB = 1024 ** 3
 
@@ -53,7 +53,7 @@ def backend(request, conf, tmp_path: Path) -> Iterator[Backend]:
     conf.set_override("target_helper", "none", group="volume")
     if request.param == "file":
         conf.set_override("driver", "file", group="volume")
-        driver = drivers.load_driver(conf, executor=executor)
+        driver = loader.load_driver(conf, executor=executor)
         driver.check_setup()
 
         def file_size(volume: VolumeRef) -> int | None:
@@ -67,7 +67,7 @@ def backend(request, conf, tmp_path: Path) -> Iterator[Backend]:
         vg.configure(conf)
         # Wiping needs an active device; it is proven in test_storage_tgt with the stand-in.
         conf.set_override("volume_clear", "none", group="lvm")
-        driver = drivers.load_driver(conf, executor=executor)
+        driver = loader.load_driver(conf, executor=executor)
         driver.check_setup()
 
         def lv_size(volume: VolumeRef) -> int | None:
@@ -206,7 +206,7 @@ def test_names_descriptions_and_metadata_never_reach_an_argv(backend, db, conf,
     marker = "zz" + uuid.uuid4().hex[:8]
     hostile = [text.format(m=marker) for text in HOSTILE]
     tgtd.configure(conf)
-    driver = drivers.load_driver(conf, executor=backend.executor)
+    driver = loader.load_driver(conf, executor=backend.executor)
     row = db.volume_create(project_id="p1", user_id="u1", size=1, display_name=hostile[0],
                            display_description="\n".join(hostile),
                            metadata={text: text for text in hostile}, status="available")

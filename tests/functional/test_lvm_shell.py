@@ -15,8 +15,9 @@ from tests.functional.storage_env import (
     loop_vg,  # noqa: F401 - fixture
 )
 from volmgr import exception
-from volmgr.volume import drivers, lvmshell
+from volmgr.volume import lvmshell
 from volmgr.volume.driver import VolumeRef
+from volmgr.volume.drivers import loader
 from volmgr.volume.drivers.lvm import LVMDriver
 
 GiB = 1024 ** 3
@@ -29,7 +30,7 @@ def shell_driver(conf: Any, loop_vg: LoopVG) -> LVMDriver:  # noqa: F811
     conf.set_override("volume_clear", "none", group="lvm")
     conf.set_override("lvm_shell", True, group="lvm")
     conf.set_override("lvm_shell_count", 2, group="lvm")
-    driver = drivers.load_driver(conf, executor=RecordingExecutor())
+    driver = loader.load_driver(conf, executor=RecordingExecutor())
     assert isinstance(driver, LVMDriver)
     driver.check_setup()
     yield driver

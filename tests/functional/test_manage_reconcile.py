@@ -17,8 +17,8 @@ from tests.functional.storage_env import make_loop_vg, make_tgtd
 from volmgr import config, states
 from volmgr.db import Database, migration
 from volmgr.db import engine as engine_mod
-from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeDriver, VolumeRef
+from volmgr.volume.drivers import loader
 
 MANAGE = os.path.join(os.path.dirname(sys.executable), "volmgr-manage")
 MISSING_REASON = "backing volume missing (found by reconcile)"
@@ -32,7 +32,7 @@ def manage(conf_file: str, *args: str) -> subprocess.CompletedProcess[str]:
 def _driver(conf_file: str) -> VolumeDriver:
     conf = config.new_conf()
     config.parse_args(["--config-file", conf_file], conf, default_config_files=[])
-    return drivers.load_driver(conf)
+    return loader.load_driver(conf)
 
 
 def _database(url: str) -> Database:

@@ -15,8 +15,9 @@ from tests.functional.storage_env import (  # noqa: F401
     tgtd,
 )
 from tests.functional.test_attach_flow import INI1, GiB, connector
-from volmgr.volume import drivers, manageable
+from volmgr.volume import manageable
 from volmgr.volume.driver import VolumeRef
+from volmgr.volume.drivers import loader
 from volmgr.volume.drivers.lvm import LVMDriver
 
 
@@ -24,7 +25,7 @@ def test_a_hand_made_lv_is_listed_adopted_read_over_iscsi_unmanaged_and_adopted_
         conf, tgtd, loop_vg) -> None:  # noqa: F811
     loop_vg.configure(conf)
     tgtd.configure(conf)
-    driver = drivers.load_driver(conf, executor=RecordingExecutor())
+    driver = loader.load_driver(conf, executor=RecordingExecutor())
     assert isinstance(driver, LVMDriver)
     driver.check_setup()
     loop_vg.lvm("lvcreate", "-L", "1100m", "-n", "legacy-data", loop_vg.name)

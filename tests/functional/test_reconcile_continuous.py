@@ -19,8 +19,8 @@ from tests.functional.storage_env import Tgtd, read_capacity, tgtd  # noqa: F401
 from tests.functional.test_attach_flow import INI1, STRANGER, AttachWalk, GiB, connector
 from tests.functional.volume_daemon import wait_for
 from volmgr import config
-from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeRef
+from volmgr.volume.drivers import loader
 
 INTERVAL = 1
 GRACE = 3
@@ -114,7 +114,7 @@ def test_a_stale_export_goes_after_the_grace_period_and_an_unknown_volume_stays(
     detached = walk.new_volume()
     # An export left behind (as a crash between tgtadm and the database could leave
     # one), made with volmgr's own target helper from the same configuration.
-    driver = drivers.load_driver(config.parse_args(["--config-file", str(walk.config)]))
+    driver = loader.load_driver(config.parse_args(["--config-file", str(walk.config)]))
     driver.create_export(VolumeRef(detached, 1))
     iqn = f"iqn.2010-10.org.openstack:volume-{detached}"
     made = time.monotonic()

@@ -18,8 +18,8 @@ from tests.functional.storage_env import (
     make_loop_vg,
 )
 from volmgr import exception
-from volmgr.volume import drivers
 from volmgr.volume.driver import SnapshotRef, VolumeDriver, VolumeRef
+from volmgr.volume.drivers import loader
 
 GiB = 1024 ** 3
 
@@ -30,7 +30,7 @@ def lvm_driver(conf, loop_vg) -> VolumeDriver:  # noqa: F811
     conf.set_override("target_helper", "none", group="volume")
     # Nothing is activated in these tests; wiping is proven in test_storage_tgt.
     conf.set_override("volume_clear", "none", group="lvm")
-    driver = drivers.load_driver(conf, executor=RecordingExecutor())
+    driver = loader.load_driver(conf, executor=RecordingExecutor())
     driver.check_setup()
     return driver
 
@@ -98,7 +98,7 @@ def test_check_setup_fails_clearly_for_a_missing_volume_group(conf, loop_vg) -> 
     loop_vg.configure(conf)
     conf.set_override("volume_group", "volmgr-no-such-vg", group="lvm")
     with pytest.raises(exception.BackendError, match="not usable"):
-        drivers.load_driver(conf).check_setup()
+        loader.load_driver(conf).check_setup()
 
 
 def test_thin_pools_are_refused_without_device_mapper(conf, loop_vg) -> None:  # noqa: F811
@@ -107,7 +107,7 @@ def test_thin_pools_are_refused_without_device_mapper(conf, loop_vg) -> None:  #
     loop_vg.configure(conf)
     conf.set_override("lvm_type", "thin", group="lvm")
     with pytest.raises(exception.ProcessExecutionError, match="device-mapper"):
-        drivers.load_driver(conf).check_setup()
+        loader.load_driver(conf).check_setup()
 
 
 # -- needs device-mapper ---------------------------------------------------------------
@@ -127,7 +127,7 @@ def dm_driver(request, conf, dm_vg) -> VolumeDriver:
     conf.set_override("target_helper", "none", group="volume")
     conf.set_override("lvm_type", request.param, group="lvm")
     conf.set_override("volume_clear_size", 4, group="lvm")
-    driver = drivers.load_driver(conf)
+    driver = loader.load_driver(conf)
     driver.check_setup()
     if request.param == "thin":
         dm_vg.expected_lvs.add(conf.lvm.thin_pool_name)
@@ -161,7 +161,7 @@ def test_snapshot_and_volume_from_snapshot_on_real_lvm(dm_driver, dm_vg) -> None
 def test_thin_capacity_reports_the_pool(conf, dm_vg) -> None:
     dm_vg.configure(conf)
     conf.set_override("lvm_type", "thin", group="lvm")
-    driver = drivers.load_driver(conf)
+    driver = loader.load_driver(conf)
     driver.check_setup()
     dm_vg.expected_lvs.add(conf.lvm.thin_pool_name)
     volume = new_volume(5)

@@ -28,8 +28,8 @@ from tests.functional.storage_env import (
     read_capacity,
     tgtd,  # noqa: F401 - fixture
 )
-from volmgr.volume import drivers
 from volmgr.volume.driver import VolumeDriver, VolumeRef
+from volmgr.volume.drivers import loader
 from volmgr.volume.targets import base
 
 GiB = 1024 ** 3
@@ -47,7 +47,7 @@ def recorder() -> RecordingExecutor:
 def file_driver(conf, tgtd, recorder) -> VolumeDriver:  # noqa: F811
     conf.set_override("driver", "file", group="volume")
     tgtd.configure(conf)
-    driver = drivers.load_driver(conf, executor=recorder)
+    driver = loader.load_driver(conf, executor=recorder)
     driver.check_setup()
     return driver
 
@@ -166,7 +166,7 @@ def test_with_target_initiator_acl_off_a_named_initiator_does_not_restrict(
     conf.set_override("driver", "file", group="volume")
     tgtd.configure(conf)
     conf.set_override("target_initiator_acl", False, group="volume")
-    driver = drivers.load_driver(conf, executor=recorder)
+    driver = loader.load_driver(conf, executor=recorder)
     volume, info = exported(driver, connector=CONNECTOR)
     iqn = info["data"]["target_iqn"]
     user, secret = connection_chap(info)
@@ -423,7 +423,7 @@ def test_no_moment_admits_an_unnamed_initiator_to_a_restricted_target(
         conf, tgtd, recorder) -> None:  # noqa: F811
     conf.set_override("driver", "file", group="volume")
     tgtd.configure(conf)
-    driver = drivers.load_driver(conf, executor=recorder)
+    driver = loader.load_driver(conf, executor=recorder)
     chap = base.Chap.generate()
     volume = VolumeRef(str(uuid.uuid4()), 1, provider_auth=chap.provider_auth())
     iqn = driver.target.iqn(volume.id)  # type: ignore[attr-defined]
@@ -475,7 +475,7 @@ def test_lvm_volume_exported_by_tgt_end_to_end(conf, tgtd, loop_vg,  # noqa: F81
                                                recorder) -> None:
     loop_vg.configure(conf)
     tgtd.configure(conf)
-    driver = drivers.load_driver(conf, executor=recorder)
+    driver = loader.load_driver(conf, executor=recorder)
     driver.check_setup()
     volume = VolumeRef(str(uuid.uuid4()), 1)
     driver.create_volume(volume)

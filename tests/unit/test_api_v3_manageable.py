@@ -19,8 +19,9 @@ from oslo_config import cfg
 from tests.unit import api_helpers as h
 from volmgr import rpc, states
 from volmgr.db import Database
-from volmgr.volume import drivers, rpcapi
+from volmgr.volume import rpcapi
 from volmgr.volume.adoption import INTERRUPTED
+from volmgr.volume.drivers import loader
 from volmgr.volume.drivers.file import FileDriver
 from volmgr.volume.manager import VolumeManager
 from volmgr.volume.recovery import Recovery
@@ -35,7 +36,7 @@ ADMIN = {**V38, "X-Roles": "admin"}
 def driver(conf: cfg.ConfigOpts) -> FileDriver:
     conf.set_override("driver", "file", group="volume")
     conf.set_override("target_helper", "none", group="volume")
-    loaded = drivers.load_driver(conf)
+    loaded = loader.load_driver(conf)
     assert isinstance(loaded, FileDriver)
     loaded.check_setup()
     return loaded

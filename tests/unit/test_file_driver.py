@@ -8,8 +8,8 @@ import stat
 import pytest
 
 from volmgr import exception
-from volmgr.volume import drivers
 from volmgr.volume.driver import SnapshotRef, VolumeRef
+from volmgr.volume.drivers import loader
 from volmgr.volume.drivers.file import FileDriver
 from volmgr.volume.executor import CommandResult, ProcessExecutor
 
@@ -38,7 +38,7 @@ def recording() -> Recording:
 def driver(conf, recording) -> FileDriver:
     conf.set_override("driver", "file", group="volume")
     conf.set_override("target_helper", "none", group="volume")
-    loaded = drivers.load_driver(conf, executor=recording)
+    loaded = loader.load_driver(conf, executor=recording)
     assert isinstance(loaded, FileDriver)
     loaded.check_setup()
     return loaded
@@ -111,7 +111,7 @@ def test_check_setup_refuses_a_volumes_dir_with_shell_syntax(conf, recording) ->
     conf.set_override("volumes_dir", "/tmp/vol mgr", group="file")
     conf.set_override("driver", "file", group="volume")
     with pytest.raises(exception.InvalidConfiguration):
-        drivers.load_driver(conf, executor=recording).check_setup()
+        loader.load_driver(conf, executor=recording).check_setup()
 
 
 def test_load_driver_builds_the_configured_driver_and_helper(conf) -> None:
@@ -119,9 +119,9 @@ def test_load_driver_builds_the_configured_driver_and_helper(conf) -> None:
     from volmgr.volume.targets.lio import LioAdm
     from volmgr.volume.targets.tgt import TgtAdm
 
-    assert isinstance(drivers.load_driver(conf), LVMDriver)
-    assert isinstance(drivers.load_driver(conf).target, TgtAdm)  # type: ignore[attr-defined]
+    assert isinstance(loader.load_driver(conf), LVMDriver)
+    assert isinstance(loader.load_driver(conf).target, TgtAdm)  # type: ignore[attr-defined]
     conf.set_override("driver", "file", group="volume")
     conf.set_override("target_helper", "lioadm", group="volume")
-    loaded = drivers.load_driver(conf)
+    loaded = loader.load_driver(conf)
     assert isinstance(loaded, FileDriver) and isinstance(loaded.target, LioAdm)

@@ -9,9 +9,8 @@ import pytest
 
 from tests.unit.scripted import ScriptedExecutor
 from volmgr import exception
-from volmgr.volume import drivers
 from volmgr.volume.driver import SnapshotRef, VolumeRef
-from volmgr.volume.drivers import lvm
+from volmgr.volume.drivers import loader, lvm
 
 VG = "vg-test"
 VOL = "0b5c9b3e-7a35-4a3e-9a73-2d3e8f6f0a01"
@@ -61,7 +60,7 @@ def make(conf, scripted, tmp_path):
         conf.set_override("target_helper", "none", group="volume")
         for key, value in lvm_overrides.items():
             conf.set_override(key, value, group="lvm")
-        driver = drivers.load_driver(conf, executor=scripted)
+        driver = loader.load_driver(conf, executor=scripted)
         assert isinstance(driver, lvm.LVMDriver)
         return driver
     return build
@@ -134,9 +133,9 @@ def test_lvm_commands_run_through_the_root_helper(conf, tmp_path) -> None:
     scripted = ScriptedExecutor(root_helper=["sudo", "-n"])
     conf.set_override("volume_group", VG, group="lvm")
     conf.set_override("target_helper", "none", group="volume")
-    driver = drivers.load_driver(conf, executor=scripted)
+    driver = loader.load_driver(conf, executor=scripted)
     conf.set_override("volume_clear", "none", group="lvm")
-    driver = drivers.load_driver(conf, executor=scripted)
+    driver = loader.load_driver(conf, executor=scripted)
     scripted.expect(["sudo", "-n", *remove(f"volume-{VOL}")], stdout=removed(f"volume-{VOL}"))
     driver.delete_volume(VolumeRef(VOL, 1))
     scripted.assert_done()

@@ -19,8 +19,8 @@ from tests.unit.test_lvm_driver import (
     one_lv_out,
 )
 from volmgr import exception
-from volmgr.volume import drivers, manageable
-from volmgr.volume.drivers import lvm
+from volmgr.volume import manageable
+from volmgr.volume.drivers import loader, lvm
 
 SNAP = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
 
@@ -38,7 +38,7 @@ def make(conf, scripted, tmp_path):
         conf.set_override("target_helper", "none", group="volume")
         for key, value in lvm_overrides.items():
             conf.set_override(key, value, group="lvm")
-        driver = drivers.load_driver(conf, executor=scripted)
+        driver = loader.load_driver(conf, executor=scripted)
         assert isinstance(driver, lvm.LVMDriver)
         return driver
     return build

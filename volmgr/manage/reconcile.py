@@ -58,9 +58,9 @@ def _require_registered_host(db: Database, host: str) -> None:
 
 
 def load_driver(conf: cfg.ConfigOpts) -> VolumeDriver:
-    from volmgr.volume import drivers
+    from volmgr.volume.drivers import loader
 
-    driver: VolumeDriver = drivers.load_driver(conf)
+    driver: VolumeDriver = loader.load_driver(conf)
     driver.check_setup()
     return driver
 

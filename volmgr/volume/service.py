@@ -40,8 +40,8 @@ class VolumeService:
             db = Database.from_conf(conf)
             self._owned.append(db.dispose)
         if driver is None:
-            from volmgr.volume import drivers
-            driver = drivers.load_driver(conf)
+            from volmgr.volume.drivers import loader
+            driver = loader.load_driver(conf)
         if transport is None:
             transport = rpc.get_transport(conf)
             self._owned.append(transport.cleanup)

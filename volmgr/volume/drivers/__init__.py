@@ -1,45 +1,10 @@
-"""Storage drivers, and the one place that picks a driver and target helper from conf."""
+"""The storage drivers: ``lvm`` (``LVMDriver``) and ``file`` (``FileDriver``).
 
-from __future__ import annotations
+Three modules that are easily confused:
 
-from oslo_config import cfg
-
-from volmgr import exception
-from volmgr.volume import executor as executor_mod
-from volmgr.volume.driver import VolumeDriver
-from volmgr.volume.targets.base import TargetHelper
-
-
-def load_target_helper(conf: cfg.ConfigOpts,
-                       executor: executor_mod.Executor) -> TargetHelper:
-    """The helper named by ``[volume] target_helper``."""
-    name = conf.volume.target_helper
-    if name == "tgtadm":
-        from volmgr.volume.targets.tgt import TgtAdm
-        return TgtAdm(conf, executor)
-    if name == "lioadm":
-        from volmgr.volume.targets.lio import LioAdm
-        return LioAdm(conf, executor)
-    if name == "none":
-        from volmgr.volume.targets.none import NoTarget
-        return NoTarget(conf, executor)
-    raise exception.InvalidConfiguration(reason=f"unknown target_helper {name!r}")
-
-
-def load_driver(conf: cfg.ConfigOpts,
-                executor: executor_mod.Executor | None = None) -> VolumeDriver:
-    """The driver named by ``[volume] driver``, exporting through its target helper.
-
-    ``executor`` defaults to a ProcessExecutor built from ``[volume]``; tests pass a
-    scripted one.
-    """
-    executor = executor or executor_mod.from_conf(conf)
-    target = load_target_helper(conf, executor)
-    name = conf.volume.driver
-    if name == "lvm":
-        from volmgr.volume.drivers.lvm import LVMDriver
-        return LVMDriver(conf, executor, target)
-    if name == "file":
-        from volmgr.volume.drivers.file import FileDriver
-        return FileDriver(conf, executor, target)
-    raise exception.InvalidConfiguration(reason=f"unknown volume driver {name!r}")
+* ``volmgr.volume.driver`` (outside this package) is the interface the manager drives:
+  ``VolumeDriver`` and the value objects it receives;
+* ``exporting`` holds ``ExportingDriver``, what the LVM and file drivers share: their
+  exports go through the configured iSCSI target helper;
+* ``loader`` picks the driver and its target helper from the configuration.
+"""

@@ -21,7 +21,7 @@ from oslo_config import cfg
 from volmgr import exception
 from volmgr.volume import lvmshell, manageable
 from volmgr.volume.driver import Capacity, GiB, SnapshotRef, VolumeRef, gib_to_bytes
-from volmgr.volume.drivers.base import ExportingDriver
+from volmgr.volume.drivers.exporting import ExportingDriver
 from volmgr.volume.executor import CommandResult, Executor
 from volmgr.volume.manageable import ManageableSnapshot, ManageableVolume
 from volmgr.volume.targets.base import TargetHelper, canonical_uuid, volume_name

@@ -1,4 +1,5 @@
-"""What the LVM and file drivers share: exports go through the configured target helper.
+"""``ExportingDriver``, what the LVM and file drivers share: exports go through the
+configured target helper (the interface itself is ``volmgr.volume.driver``).
 
 A driver here only says where a volume's bytes live (``local_path``); the helper decides how
 they are offered. Nothing in this module runs a command itself.
