@@ -81,7 +81,7 @@ def test_the_architecture_document_covers_what_a_new_maintainer_asks() -> None:
                     "## The state machine", "## Delivery and recovery: what is promised"):
         assert heading in text
     for source in ("volmgr/volume/executor.py", "volmgr/volume/thread_pool.py", "seed face"):
-        assert source in text  # the words that mean two things are defined there
+        assert source in text  # the words that could mislead are defined there
 
 
 # Which package may import which (docs/architecture.md, "Layers"): a package not
