@@ -12,6 +12,7 @@ answer 404 below it, as the Block Storage API reference describes.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from volmgr.api import faults
@@ -39,8 +40,10 @@ class VersionError(Exception):
         self.message = message
 
 
+@functools.lru_cache(maxsize=512)
 def parse(text: str) -> Version:
-    """``"3.27"`` → ``(3, 27)``; ValueError when it is not ``MAJOR.MINOR``."""
+    """``"3.27"`` → ``(3, 27)``; ValueError when it is not ``MAJOR.MINOR``. Cached: the
+    views ask ``at_least`` several times per item of a listing."""
     found = _VERSION.match(text.strip())
     if found is None:
         raise ValueError(text)

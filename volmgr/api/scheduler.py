@@ -182,7 +182,8 @@ class Scheduler:
         """The up, enabled host whose capabilities meet ``extra_specs`` (the volume
         type's) with the most free capacity that holds ``size`` GiB; NoValidHost naming
         why when there is none."""
-        services = self.db.services_up(rpc.VOLUME_SERVICE, self.conf.service_down_time)
+        services, pending = self.db.placement_view(rpc.VOLUME_SERVICE,
+                                                   self.conf.service_down_time)
         if not services:
             raise exception.NoValidHost(reason="no volume service is up and enabled")
         if extra_specs:
@@ -193,7 +194,6 @@ class Scheduler:
                     reason="no up and enabled volume host has the capabilities the "
                     "volume type asks for")
         ratio = self.conf.api.max_oversubscription_ratio
-        pending = self.db.pending_gb_by_host({s.host: s.last_heartbeat for s in services})
         candidates = [
             dataclasses.replace(c, free_gb=c.free_gb - pending.get(c.host, 0))
             for c in (candidate(s.host, s.capabilities or {}, ratio) for s in services)]

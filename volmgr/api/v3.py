@@ -167,7 +167,7 @@ class VolumeController:
         size = None
         if size_value is not None or not (snapshot_id or source_volid):
             size = v.size(size_value, self.max_volume_size)
-        volume_type = self.db.volume_type_resolve(
+        volume_type, encrypted = self.db.volume_type_choose(
             v.text(body.get("volume_type"), "volume_type"),
             project_id=req.ctx.project_id, is_admin=req.ctx.is_admin)
         volume = self.ops.create_volume(
@@ -182,7 +182,8 @@ class VolumeController:
             multiattach=types.is_multiattach(volume_type),
             snapshot_id=_reference(snapshot_id, "snapshot_id"),
             source_volid=_reference(source_volid, "source_volid"))
-        return ApiResponse(202, {"volume": self._view(req, volume, extended=False)})
+        return ApiResponse(202, {"volume": volume_view(req, volume, self.host_view,
+                                                       extended=False, encrypted=encrypted)})
 
     def update(self, req: ApiRequest) -> ApiResponse:
         body = v.member(req.body, "volume")

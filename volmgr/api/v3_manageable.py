@@ -31,7 +31,9 @@ from volmgr.api.v3_views import volume_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
 from volmgr.context import RequestContext
 from volmgr.db import models, types
-from volmgr.volume.manageable import SOURCE_NAME
+
+#: The reference's one key the backends understand (an LV or image file name).
+SOURCE_NAME = "source-name"
 
 #: The microversion that added ``manageable_volumes`` / ``manageable_snapshots``.
 MANAGEABLE_LIST_VERSION = "3.8"

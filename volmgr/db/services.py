@@ -108,27 +108,21 @@ class ServiceQueries(DatabaseCore):
                 raise exception.ServiceNotFound(host=host, binary=binary)
         self.run(work)
 
-    def pending_gb_by_host(self,
-                           heartbeats: Mapping[str, datetime.datetime | None]) -> dict[str, int]:
-        """GiB each host has promised that its last capacity report may not show yet:
-        volumes placed on it that are still ``creating`` or were placed after its last
-        heartbeat. The scheduler subtracts them, so a burst of creates between two
-        heartbeats cannot overfill a host."""
-        if not heartbeats:
-            return {}
-        volumes = models.table(models.Volume)
-        per_host = [
-            sa.and_(volumes.c.host == host,
-                    sa.or_(volumes.c.status == "creating",
-                           volumes.c.created_at > (beat or datetime.datetime.min)))
-            for host, beat in heartbeats.items()]
-
-        def work(session: Session) -> dict[str, int]:
-            rows = session.execute(
-                sa.select(volumes.c.host, sa.func.sum(volumes.c.size))
-                .where(volumes.c.deleted == sa.false(), sa.or_(*per_host))
-                .group_by(volumes.c.host)).all()
-            return {host: int(total or 0) for host, total in rows}
+    def placement_view(self, binary: str, down_time: int
+                       ) -> tuple[list[models.Service], dict[str, int]]:
+        """What the scheduler reads for one placement, in one transaction: the up and
+        enabled services of ``binary`` and the GiB each has promised that its last
+        capacity report may not show yet: volumes placed on it that are still
+        ``creating`` or were placed after its last heartbeat. The scheduler subtracts
+        them, so a burst of creates between two heartbeats cannot overfill a host."""
+        def work(session: Session) -> tuple[list[models.Service], dict[str, int]]:
+            now = models.utcnow()
+            services = [s for s in session.execute(
+                sa.select(models.Service).where(models.Service.binary == binary)
+                .order_by(models.Service.host)).scalars()
+                if not s.disabled and is_up(s, down_time, now)]
+            heartbeats = {s.host: s.last_heartbeat for s in services}
+            return services, (_pending_gb(session, heartbeats) if heartbeats else {})
         return self.run(work)
 
     def allocated_gb_by_host(self) -> dict[str, int]:
@@ -167,3 +161,18 @@ class ServiceQueries(DatabaseCore):
         now = models.utcnow()
         return [s for s in self.service_list(binary)
                 if not s.disabled and is_up(s, down_time, now)]
+
+
+def _pending_gb(session: Session,
+                heartbeats: Mapping[str, datetime.datetime | None]) -> dict[str, int]:
+    volumes = models.table(models.Volume)
+    per_host = [
+        sa.and_(volumes.c.host == host,
+                sa.or_(volumes.c.status == "creating",
+                       volumes.c.created_at > (beat or datetime.datetime.min)))
+        for host, beat in heartbeats.items()]
+    rows = session.execute(
+        sa.select(volumes.c.host, sa.func.sum(volumes.c.size))
+        .where(volumes.c.deleted == sa.false(), sa.or_(*per_host))
+        .group_by(volumes.c.host)).all()
+    return {host: int(total or 0) for host, total in rows}

@@ -199,6 +199,28 @@ class TypeQueries(DatabaseCore):
                 return found
         return self.run(work)
 
+    def volume_type_choose(self, name_or_id: str | None, *, project_id: str,
+                           is_admin: bool) -> tuple[models.VolumeType, bool]:
+        """``volume_type_resolve`` and whether the type is encrypted, in one transaction
+        (what a create needs: the type for the row, the flag for the reply)."""
+        def work(session: Session) -> tuple[models.VolumeType, bool]:
+            if name_or_id is None:
+                found = self._default_type(session, project_id)
+            else:
+                scope = None if is_admin else project_id
+                try:
+                    found = get_type(session, name_or_id, project_id=scope)
+                except exception.VolumeTypeNotFound:
+                    by_name = get_type_by_name(session, name_or_id, project_id=scope)
+                    if by_name is None:
+                        raise
+                    found = by_name
+            encrypted = session.execute(sa.select(models.Encryption.volume_type_id).where(
+                models.Encryption.volume_type_id == found.id,
+                models.Encryption.deleted == sa.false()).limit(1)).first() is not None
+            return found, encrypted
+        return self.run(work)
+
     def volume_type_default(self, project_id: str | None = None) -> models.VolumeType:
         """The default type: ``project_id``'s own (``/default-types``) if it has one, else
         ``[DEFAULT] default_volume_type``; ``VolumeTypeNotFound`` when the configured
@@ -206,15 +228,21 @@ class TypeQueries(DatabaseCore):
         return self.run(lambda session: self._default_type(session, project_id))
 
     def _default_type(self, session: Session, project_id: str | None) -> models.VolumeType:
+        """The project's own default if it has one, else the configured one: one query
+        (the project's row sorts first)."""
         if project_id:
-            own = session.execute(sa.select(models.VolumeType).join(
-                models.DefaultVolumeType,
-                models.DefaultVolumeType.volume_type_id == models.VolumeType.id).where(
-                models.DefaultVolumeType.project_id == project_id,
-                models.VolumeType.deleted == sa.false())).scalar_one_or_none()
-            if own is not None:
-                return own
-        found = get_type_by_name(session, self.default_volume_type)
+            defaults = models.DefaultVolumeType
+            found = session.execute(
+                sa.select(models.VolumeType).outerjoin(defaults, sa.and_(
+                    defaults.volume_type_id == models.VolumeType.id,
+                    defaults.project_id == project_id))
+                .where(models.VolumeType.deleted == sa.false(),
+                       sa.or_(defaults.project_id.is_not(None),
+                              models.VolumeType.name == self.default_volume_type))
+                .order_by(sa.case((defaults.project_id.is_not(None), 0), else_=1))
+                .limit(1)).scalar_one_or_none()
+        else:
+            found = get_type_by_name(session, self.default_volume_type)
         if found is None:
             raise exception.VolumeTypeNotFound(
                 f"Default volume type {self.default_volume_type!r} "
