@@ -1,0 +1,98 @@
+"""What one API request costs the API process itself, measured in-process: SQL statements,
+transactions and CPU per volume create, and CPU per detail listing of 1,000 volumes.
+
+    python -m tools.api_cost [--server postgresql+psycopg://postgres@127.0.0.1] [-n 400]
+
+It builds the real WSGI app over a scratch database on the server (created and dropped
+here), with the RPC client replaced by a recorder, so only the API's own work is counted
+(no bus, no manager, no HTTP server). CPU is this process's user+system time
+(``getrusage``), so other load on the machine disturbs it less than wall time, but not
+entirely: compare two trees by alternating runs in one sitting
+(docs/performance.md, change 8). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.unit import api_helpers as h
+from volmgr import config
+from volmgr.db import Database, migration
+
+DETAIL = "/v3/p1/volumes/detail?limit=1000"
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(server: str, n: int) -> dict[str, float]:
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    name = "api_cost_" + uuid.uuid4().hex[:8]
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    db: Database | None = None
+    try:
+        url = f"{server}/{name}"
+        migration.upgrade(sa.create_engine(url))
+        conf = config.new_conf()
+        config.parse_args([], conf)
+        db = Database.from_url(url)
+        h.register_host(db, "node1", free=1_000_000)
+        rpc = h.RecordingRPC()
+        app = h.make_app(conf, db, rpc)
+        counts = {"statements": 0, "transactions": 0}
+
+        def count(key: str) -> Any:
+            return lambda *args: counts.__setitem__(key, counts[key] + 1)
+        sa.event.listen(db.engine, "before_cursor_execute", count("statements"))
+        sa.event.listen(db.engine, "begin", count("transactions"))
+
+        def create() -> None:
+            response = h.call(app, "POST", "/v3/p1/volumes", {"volume": {"size": 1}})
+            assert response.status_int == 202, response.text
+
+        for _ in range(50):  # warm-up: pools, caches, first compiles
+            create()
+        counts.update(statements=0, transactions=0)
+        started = _cpu()
+        for _ in range(n):
+            create()
+        create_cpu = (_cpu() - started) / n
+        result = {"statements_per_create": counts["statements"] / n,
+                  "transactions_per_create": counts["transactions"] / n,
+                  "cpu_ms_per_create": 1000 * create_cpu}
+        while len(rpc.casts) < 1000:
+            create()
+        headers = {"OpenStack-API-Version": "volume 3.60"}
+        started = _cpu()
+        for _ in range(10):
+            assert h.call(app, "GET", DETAIL, headers=headers).status_int == 200
+        result["cpu_ms_per_detail_1000"] = 100 * (_cpu() - started)
+        return result
+    finally:
+        if db is not None:
+            db.dispose()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1",
+                        help="PostgreSQL server URL without a database name")
+    parser.add_argument("-n", type=int, default=400, help="creates measured")
+    args = parser.parse_args(argv)
+    for key, value in measure(args.server, args.n).items():
+        print(f"{key:26s} {value:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
