@@ -416,6 +416,7 @@ class Mix:
         api.list_volumes(rng.random() < 0.5)
 
 
+@pytest.mark.exclusive
 def test_random_conflicting_requests_with_a_manager_crash_and_a_broker_outage_keep_every_promise(
         cluster: Cluster) -> None:
     began = time.monotonic()

@@ -324,6 +324,7 @@ def test_casts_sent_while_no_daemon_runs_are_completed_after_it_starts(env: Env)
     assert "Recovery re-drives" in daemon.read_log()
 
 
+@pytest.mark.exclusive
 def test_broker_restart_loses_nothing(env: Env) -> None:
     env.sections["volume"].update(recovery_interval=2, recovery_age=2)
     daemon = env.daemon()
