@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.functional.storage_env import Tgtd, tgtd  # noqa: F401
-from tests.functional.test_attach_flow import INI1, AttachWalk, connector
+from tests.functional.storage_env import tgtd  # noqa: F401
+from tests.functional.test_attach_flow import INI1, AttachWalk, connector, walk  # noqa: F401
 
 GiB = 1024 ** 3
 
 
-@pytest.fixture
-def walk(tmp_path: Path, postgres_url: str, rabbit_url: str,
-         tgtd: Tgtd) -> Iterator[AttachWalk]:  # noqa: F811
-    built = AttachWalk(tmp_path, postgres_url, rabbit_url, tgtd)
-    try:
-        built.manage("db", "sync")
-        built.start()
-        yield built
-    finally:
-        built.close()
-
-
-def volumes_dir(walk: AttachWalk) -> Path:
+def volumes_dir(walk: AttachWalk) -> Path:  # noqa: F811
     return Path(walk.tmp) / "state" / "volumes"
 
 
-def read_over_iscsi(walk: AttachWalk, volume_id: str) -> int | None:
+def read_over_iscsi(walk: AttachWalk, volume_id: str) -> int | None:  # noqa: F811
     """Attach with a connector (v3 attachments at 3.54), read the LUN's capacity as that
     initiator, detach; the size read."""
     cinder = walk.client()
@@ -54,7 +39,7 @@ def read_over_iscsi(walk: AttachWalk, volume_id: str) -> int | None:
 
 
 def test_a_hand_made_image_is_listed_adopted_read_over_iscsi_unmanaged_and_adopted_again(
-        walk: AttachWalk) -> None:
+        walk: AttachWalk) -> None:  # noqa: F811
     admin = walk.client(admin=True)
     host = f"{walk.host}@file#file"
     directory = volumes_dir(walk)
@@ -91,7 +76,7 @@ def test_a_hand_made_image_is_listed_adopted_read_over_iscsi_unmanaged_and_adopt
 
 
 def test_a_snapshot_is_unmanaged_and_managed_again_with_cinderclient(
-        walk: AttachWalk) -> None:
+        walk: AttachWalk) -> None:  # noqa: F811
     admin = walk.client(admin=True)
     volume_id = walk.new_volume()
     snapshot = admin.volume_snapshots.create(volume_id)

@@ -100,23 +100,25 @@ class ManageableController:
     # -- lists -------------------------------------------------------------------------
 
     def list_volumes(self, req: ApiRequest, detail: bool) -> ApiResponse:
-        require_admin(req.ctx, "volume_extension:list_manageable")
-        host = self._host(req, req.http.GET.get("host"), req.http.GET.get("cluster"))
-        self.rpcapi.require_version("get_manageable_volumes")
-        entries = self.rpcapi.get_manageable_volumes(req.ctx, host)
-        page = self._page(req, entries)
-        return ApiResponse(200, {"manageable-volumes": [
-            entry if detail else {k: entry[k] for k in _VOLUME_SUMMARY} for entry in page]})
+        return self._list(req, detail, "volume_extension:list_manageable",
+                          "get_manageable_volumes", "manageable-volumes", _VOLUME_SUMMARY)
 
     def list_snapshots(self, req: ApiRequest, detail: bool) -> ApiResponse:
-        require_admin(req.ctx, "snapshot_extension:list_manageable")
+        return self._list(req, detail, "snapshot_extension:list_manageable",
+                          "get_manageable_snapshots", "manageable-snapshots",
+                          _SNAPSHOT_SUMMARY)
+
+    def _list(self, req: ApiRequest, detail: bool, policy: str, method: str, key: str,
+              summary: tuple[str, ...]) -> ApiResponse:
+        """One manageable list: what the storage host answers ``method`` with, sorted
+        and paged here; the summary keeps only ``summary``'s fields."""
+        require_admin(req.ctx, policy)
         host = self._host(req, req.http.GET.get("host"), req.http.GET.get("cluster"))
-        self.rpcapi.require_version("get_manageable_snapshots")
-        entries = self.rpcapi.get_manageable_snapshots(req.ctx, host)
+        self.rpcapi.require_version(method)
+        entries = getattr(self.rpcapi, method)(req.ctx, host)
         page = self._page(req, entries)
-        return ApiResponse(200, {"manageable-snapshots": [
-            entry if detail else {k: entry[k] for k in _SNAPSHOT_SUMMARY}
-            for entry in page]})
+        return ApiResponse(200, {key: [
+            entry if detail else {k: entry[k] for k in summary} for entry in page]})
 
     def _page(self, req: ApiRequest, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sorted (``sort=key:dir`` or ``sort_key``/``sort_dir``; by reference,
