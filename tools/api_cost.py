@@ -2,6 +2,7 @@
 transactions and CPU per volume create, and CPU per detail listing of 1,000 volumes.
 
     python -m tools.api_cost [--server postgresql+psycopg://postgres@127.0.0.1] [-n 400]
+                             [--profile 25]
 
 It builds the real WSGI app over a scratch database on the server (created and dropped
 here), with the RPC client replaced by a recorder, so only the API's own work is counted
@@ -14,6 +15,8 @@ entirely: compare two trees by alternating runs in one sitting
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import resource
 import uuid
 from typing import Any
@@ -33,7 +36,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(server: str, n: int) -> dict[str, float]:
+def measure(server: str, n: int, profile: int = 0) -> dict[str, float]:
     admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     name = "api_cost_" + uuid.uuid4().hex[:8]
     with admin.connect() as connection:
@@ -62,20 +65,32 @@ def measure(server: str, n: int) -> dict[str, float]:
         for _ in range(50):  # warm-up: pools, caches, first compiles
             create()
         counts.update(statements=0, transactions=0)
+        profiler = cProfile.Profile() if profile else None
         started = _cpu()
+        if profiler:
+            profiler.enable()
         for _ in range(n):
             create()
         create_cpu = (_cpu() - started) / n
+        if profiler:
+            profiler.disable()
+            _print_profile(profiler, f"{n} creates", profile)
         result = {"statements_per_create": counts["statements"] / n,
                   "transactions_per_create": counts["transactions"] / n,
                   "cpu_ms_per_create": 1000 * create_cpu}
         while len(rpc.casts) < 1000:
             create()
         headers = {"OpenStack-API-Version": "volume 3.60"}
+        profiler = cProfile.Profile() if profile else None
         started = _cpu()
+        if profiler:
+            profiler.enable()
         for _ in range(LISTINGS):
             assert h.call(app, "GET", DETAIL, headers=headers).status_int == 200
         result["cpu_ms_per_detail_1000"] = 1000 * (_cpu() - started) / LISTINGS
+        if profiler:
+            profiler.disable()
+            _print_profile(profiler, f"{LISTINGS} detail listings of 1,000", profile)
         return result
     finally:
         if db is not None:
@@ -84,13 +99,24 @@ def measure(server: str, n: int) -> dict[str, float]:
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+def _print_profile(profiler: cProfile.Profile, what: str, lines: int) -> None:
+    """The functions with the most cumulative time (the profiler's own overhead
+    inflates the CPU figures of a profiled run, so they are measured without it)."""
+    print(f"--- profile of {what}, by cumulative time ---")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="postgresql+psycopg://postgres@127.0.0.1",
                         help="PostgreSQL server URL without a database name")
     parser.add_argument("-n", type=int, default=400, help="creates measured")
+    parser.add_argument("--profile", type=int, default=0, metavar="LINES",
+                        help="profile the creates and the listings with cProfile and "
+                             "print this many of the costliest functions of each "
+                             "(the CPU figures of such a run include the profiler)")
     args = parser.parse_args(argv)
-    for key, value in measure(args.server, args.n).items():
+    for key, value in measure(args.server, args.n, args.profile).items():
         print(f"{key:26s} {value:8.2f}")
     return 0
 

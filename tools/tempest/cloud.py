@@ -38,6 +38,11 @@ VENVS: dict[str, list[str]] = {
     "keystone": ["keystone>=30,<31", "gunicorn>=23", "psycopg2-binary>=2.9"],
     "tempest": ["tempest>=47,<48"],
 }
+#: The programs the harness runs from each virtualenv.
+SCRIPTS: dict[str, list[str]] = {
+    "keystone": ["keystone-manage", "gunicorn"],
+    "tempest": ["tempest"],
+}
 
 
 def log(message: str) -> None:
@@ -99,24 +104,52 @@ def http(method: str, url: str, body: object | None = None,
     return status, got, json.loads(raw) if raw.strip() else None
 
 
-def ensure_venv(base: Path, name: str) -> Path:
-    """A virtualenv with VENVS[name], built once and rebuilt when the list changes."""
-    venv = base / name
-    wanted = "\n".join(VENVS[name])
+def venv_ready(venv: Path, name: str) -> bool:
+    """The virtualenv holds what VENVS[name] asks for and its programs can start: the
+    marker matches, the interpreter runs and every program of SCRIPTS[name] is there."""
     marker = venv / "harness-requirements.txt"
-    if marker.exists() and marker.read_text() == wanted:
-        return venv
-    log(f"building the {name} virtualenv ({', '.join(VENVS[name])}) in {venv}")
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip_log = base / f"pip-{name}.log"
-    with open(pip_log, "wb") as out:
-        for args in (["--upgrade", "pip"], VENVS[name]):
-            done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *args],
-                                  stdout=out, stderr=subprocess.STDOUT, check=False)
-            if done.returncode:
-                raise RuntimeError(f"pip install {' '.join(args)} failed: see {pip_log}")
-    marker.write_text(wanted)
+    if not marker.exists() or marker.read_text() != "\n".join(VENVS[name]):
+        return False
+    if any(not os.access(venv / "bin" / script, os.X_OK) for script in SCRIPTS[name]):
+        return False
+    try:
+        return subprocess.run([str(venv / "bin" / "python"), "-c", "pass"],
+                              check=False, timeout=60).returncode == 0
+    except OSError:  # the interpreter the virtualenv was made from is gone
+        return False
+
+
+def ensure_venv(base: Path, name: str) -> Path:
+    """A virtualenv with VENVS[name], built once and rebuilt when the list changes or
+    the one there cannot run. Builders wait for each other on a lock file, so parallel
+    test processes never build into the same directory at once."""
+    import fcntl
+
+    venv = base / name
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if venv_ready(venv, name):
+            return venv
+        log(f"building the {name} virtualenv ({', '.join(VENVS[name])}) in {venv}")
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip_log = base / f"pip-{name}.log"
+        with open(pip_log, "wb") as out:
+            for args in (["--upgrade", "pip"], VENVS[name]):
+                done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install",
+                                       *args], stdout=out, stderr=subprocess.STDOUT,
+                                      check=False)
+                if done.returncode:
+                    raise RuntimeError(f"pip install {' '.join(args)} failed: "
+                                       f"see {pip_log}")
+        (venv / "harness-requirements.txt").write_text("\n".join(VENVS[name]))
+        if not venv_ready(venv, name):
+            missing = [s for s in SCRIPTS[name] if not (venv / "bin" / s).exists()]
+            raise RuntimeError(f"the {name} virtualenv in {venv} was built but cannot "
+                               f"run (missing: {', '.join(missing) or 'none'}; "
+                               f"interpreter: {os.path.realpath(venv / 'bin' / 'python')}); "
+                               f"see {pip_log}")
     return venv
 
 
