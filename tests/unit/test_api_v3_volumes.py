@@ -465,3 +465,50 @@ def test_update_refuses_a_name_longer_than_the_column(app: Any, db: Database,
                     {key: {"display_name": "n" * 256}})
     assert answer.status_int == 400
     assert "display_name" in answer.json["badRequest"]["message"]
+
+
+# -- listings ---------------------------------------------------------------------------
+
+
+def detail_listing_shows_attachments_as_show_does(app: Any, db: Database) -> None:
+    """A detail listing reads the page's attachments by a query of its own (not the ORM
+    relationship): each volume shows what its show shows, attached attachments only,
+    on every page. Run on SQLite here and on PostgreSQL by
+    tests/functional/test_listing_postgres.py (an array parameter there)."""
+    attached = [available(app, db) for _ in range(3)]
+    reserved, plain = available(app, db), available(app, db)
+    for server, volume_id in zip(("s1", "s2", "s2"), attached, strict=True):
+        answer = h.call(app, "POST", f"/v1.1/p1/servers/{server}/os-volume_attachments",
+                        {"volumeAttachment": {"volumeId": volume_id}})
+        assert answer.status_int == 202, answer.text
+        h.attach_done(db, volume_id)
+    h.call(app, "POST", "/v1.1/p1/servers/s3/os-volume_attachments",
+           {"volumeAttachment": {"volumeId": reserved}})  # reserved, never attached
+
+    def shown(volume_id: str) -> list[dict[str, Any]]:
+        answer = h.call(app, "GET", f"/v3/p1/volumes/{volume_id}")
+        return answer.json["volume"]["attachments"]  # type: ignore[no-any-return]
+
+    listed = {volume["id"]: volume["attachments"] for volume in
+              h.call(app, "GET", "/v3/p1/volumes/detail").json["volumes"]}
+    assert set(listed) == {*attached, reserved, plain}
+    for volume_id in listed:
+        assert listed[volume_id] == shown(volume_id)
+    assert [a["server_id"] for v in attached for a in listed[v]] == ["s1", "s2", "s2"]
+    assert all(a["attachment_id"] and a["volume_id"] == v
+               for v in attached for a in listed[v])
+    assert listed[reserved] == [] and listed[plain] == []
+    paged: dict[str, Any] = {}
+    marker = ""
+    while True:
+        page = h.call(app, "GET", f"/v3/p1/volumes/detail?limit=2{marker}").json
+        paged.update((volume["id"], volume["attachments"]) for volume in page["volumes"])
+        if "volumes_links" not in page:
+            break
+        marker = f"&marker={page['volumes'][-1]['id']}"
+    assert paged == listed
+
+
+def test_a_detail_listing_shows_each_volumes_attachments_as_show_does(
+        app: Any, db: Database) -> None:
+    detail_listing_shows_attachments_as_show_does(app, db)

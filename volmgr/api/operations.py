@@ -85,13 +85,30 @@ class ApiOperations:
                      marker: str | None = None, offset: int = 0,
                      sort: SortOrder = NEWEST_FIRST,
                      row_filter: Callable[[models.Volume], bool] | None = None,
-                     ) -> list[models.Volume]:
-        """``project_id`` None lists every project (admins with all_tenants only)."""
+                     attachments: bool = True) -> list[models.Volume]:
+        """``project_id`` None lists every project (admins with all_tenants only);
+        ``attachments=False`` when the caller does not read them."""
+        return self.db.volume_list(self._listed_project(ctx, project_id), filters=filters,
+                                   limit=limit, marker=marker, offset=offset, sort=sort,
+                                   row_filter=row_filter, attachments=attachments)
+
+    def list_volumes_attached(
+            self, ctx: RequestContext, project_id: str | None, *,
+            filters: Mapping[str, Any] | None = None, limit: int | None = None,
+            marker: str | None = None, offset: int = 0, sort: SortOrder = NEWEST_FIRST,
+            row_filter: Callable[[models.Volume], bool] | None = None,
+    ) -> tuple[list[models.Volume], dict[str, list[Any]]]:
+        """``list_volumes`` with each volume's attached attachments, for a detail
+        listing (``db.volume_list_attached``)."""
+        return self.db.volume_list_attached(
+            self._listed_project(ctx, project_id), filters=filters, limit=limit,
+            marker=marker, offset=offset, sort=sort, row_filter=row_filter)
+
+    @staticmethod
+    def _listed_project(ctx: RequestContext, project_id: str | None) -> str | None:
         if project_id is None and not ctx.is_admin:
-            project_id = ctx.project_id
-        return self.db.volume_list(project_id, filters=filters, limit=limit,
-                                   marker=marker, offset=offset, sort=sort,
-                                   row_filter=row_filter)
+            return ctx.project_id
+        return project_id
 
     def get_snapshot(self, ctx: RequestContext, snapshot_id: str) -> models.Snapshot:
         return self.db.snapshot_get(snapshot_id, scope(ctx))

@@ -98,18 +98,24 @@ class VolumeController:
     def list_volumes(self, req: ApiRequest, detail: bool) -> ApiResponse:
         listing = self._listing(req)
         project = self._project(req, listing)
+        page: dict[str, Any] = {"filters": listing.filters, "limit": listing.limit,
+                "marker": listing.marker, "offset": listing.offset, "sort": listing.sort,
+                "row_filter": listing.row_filter()}
+        attached: dict[str, list[Any]] = {}
         try:
-            volumes = self.ops.list_volumes(
-                req.ctx, project, filters=listing.filters, limit=listing.limit,
-                marker=listing.marker, offset=listing.offset, sort=listing.sort,
-                row_filter=listing.row_filter())
+            if detail:
+                volumes, attached = self.ops.list_volumes_attached(req.ctx, project, **page)
+            else:
+                volumes = self.ops.list_volumes(req.ctx, project, attachments=False,
+                                                **page)
         except exception.VolumeNotFound:
             raise exception.NotFound(f"Marker {listing.marker} could not be found.") \
                 from None
         encrypted = (self.db.volume_types_encrypted(vol.volume_type_id for vol in volumes)
                      if detail else set())
         views = [volume_view(req, vol, self.host_view,
-                             encrypted=vol.volume_type_id in encrypted) if detail
+                             encrypted=vol.volume_type_id in encrypted,
+                             attached=attached.get(vol.id, ())) if detail
                  else volume_summary_view(req, vol) for vol in volumes]
         body: dict[str, Any] = {"volumes": views}
         if volumes and len(volumes) == listing.limit:
@@ -117,14 +123,14 @@ class VolumeController:
         if listing.with_count:
             body["count"] = len(self.ops.list_volumes(
                 req.ctx, project, filters=listing.filters,
-                row_filter=listing.row_filter()))
+                row_filter=listing.row_filter(), attachments=False))
         return ApiResponse(200, body)
 
     def summary(self, req: ApiRequest) -> ApiResponse:
         all_tenants = str(req.http.GET.get("all_tenants", "")).lower() in ("1", "true")
         project = None if (all_tenants and req.ctx.is_admin) else (
             req.params.get("project_id") or req.ctx.project_id)
-        volumes = self.ops.list_volumes(req.ctx, project)
+        volumes = self.ops.list_volumes(req.ctx, project, attachments=False)
         summary: dict[str, Any] = {"total_size": sum(vol.size for vol in volumes),
                                    "total_count": len(volumes)}
         if req.at_least("3.36"):

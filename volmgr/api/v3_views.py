@@ -8,7 +8,7 @@ and detail listings only, never in the reply to a create or an update.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from volmgr import states
@@ -21,10 +21,10 @@ from volmgr.db import models
 HostView = Callable[[str | None], str | None]
 
 
-def attachment_summary(req: ApiRequest,
-                       attachment: models.VolumeAttachment) -> dict[str, Any]:
-    """One entry of a volume's ``attachments`` (attached ones only); the compute
-    host's name is shown to admins only."""
+def attachment_summary(req: ApiRequest, attachment: Any) -> dict[str, Any]:
+    """One entry of a volume's ``attachments`` (attached ones only), from a
+    ``VolumeAttachment`` or a row with its columns; the compute host's name is shown to
+    admins only."""
     return {"id": attachment.volume_id, "attachment_id": attachment.id,
             "volume_id": attachment.volume_id, "server_id": attachment.server_id,
             "host_name": (attachment.connector or {}).get("host")
@@ -33,11 +33,16 @@ def attachment_summary(req: ApiRequest,
 
 
 def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
-                extended: bool = True, encrypted: bool = False) -> dict[str, Any]:
+                extended: bool = True, encrypted: bool = False,
+                attached: Sequence[Any] | None = None) -> dict[str, Any]:
     """The volume as show and detail give it (``extended``), or as create and update
     answer it (without the extension attributes); ``encrypted`` when its type has an
-    encryption record."""
+    encryption record. ``attached``: the volume's attached attachments when the caller
+    read them itself (a detail listing), else the volume's own are shown."""
     admin = req.ctx.is_admin
+    if attached is None:
+        attached = [a for a in volume.attachments
+                    if a.attach_status == states.ATTACH_ATTACHED]
     view: dict[str, Any] = {
         "id": volume.id, "name": volume.display_name,
         "status": states.public_status(volume.status),
@@ -51,8 +56,7 @@ def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
         "user_id": volume.user_id, "bootable": "true" if volume.bootable else "false",
         "encrypted": encrypted, "replication_status": None, "consistencygroup_id": None,
         "multiattach": bool(volume.multiattach),
-        "attachments": [attachment_summary(req, a) for a in volume.attachments
-                        if a.attach_status == states.ATTACH_ATTACHED],
+        "attachments": [attachment_summary(req, a) for a in attached],
     }
     if admin:
         view["migration_status"] = volume.migration_status

@@ -116,6 +116,7 @@ def list_live(
     offset: int,
     sort: SortOrder = NEWEST_FIRST,
     row_filter: Callable[[Any], bool] | None = None,
+    options: Sequence[Any] = (),
 ) -> list[Any]:
     """Live rows of ``model``, scoped to a project, filtered by column equality, in
     ``sort`` order (``id`` breaks ties), and paged after ``anchor`` (the previous page's
@@ -123,7 +124,7 @@ def list_live(
     cannot say portably (JSON metadata); paging then happens after it."""
     order = [(key, direction) for key, direction in sort if key != "id"]
     order.append(("id", sort[-1][1] if sort else "desc"))
-    query = sa.select(model).where(model.deleted == sa.false())
+    query = sa.select(model).where(model.deleted == sa.false()).options(*options)
     if project_id is not None:
         query = query.where(model.project_id == project_id)
     for key, value in (filters or {}).items():

@@ -65,12 +65,14 @@ def limits_in_effect(session: Session, defaults: Mapping[str, int], project_id: 
             else configured_default(defaults, resource) for resource in resources}
 
 
-def _ensure_usage_row(session: Session, project_id: str, resource: str) -> None:
+def _ensure_usage_row(session: Session, project_id: str, resource: str) -> bool:
+    """Create the project's usage row of ``resource`` (at 0) unless it exists; whether
+    this call or a concurrent one created it (else it was there already)."""
     exists = session.execute(
         sa.select(_usage.c.id).where(_usage.c.project_id == project_id,
                                      _usage.c.resource == resource)).first()
     if exists:
-        return
+        return False
     try:
         with session.begin_nested():
             session.execute(sa.insert(_usage).values(
@@ -78,6 +80,7 @@ def _ensure_usage_row(session: Session, project_id: str, resource: str) -> None:
                 created_at=models.utcnow(), updated_at=models.utcnow()))
     except sa_exc.IntegrityError:
         pass  # a concurrent request created it first; that row serves us too
+    return True
 
 
 def reserve(session: Session, limits: Mapping[str, int], project_id: str,
@@ -96,20 +99,25 @@ def reserve(session: Session, limits: Mapping[str, int], project_id: str,
     if volume_size is not None and 0 <= per_volume < volume_size:
         raise exception.VolumeSizeExceedsLimit(size=volume_size, limit=per_volume)
     for resource in wanted:
-        delta = deltas[resource]
-        _ensure_usage_row(session, project_id, resource)
-        limit = limits[resource]
+        delta, limit = deltas[resource], limits[resource]
         conditions = [_usage.c.project_id == project_id, _usage.c.resource == resource]
         if limit >= 0:
             conditions.append(_usage.c.in_use + delta <= limit)
-        result = session.execute(sa.update(_usage).where(*conditions).values(
-            in_use=_usage.c.in_use + delta, updated_at=models.utcnow()))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            in_use = session.execute(sa.select(_usage.c.in_use).where(
-                _usage.c.project_id == project_id,
-                _usage.c.resource == resource)).scalar_one()
-            raise exception.QuotaExceeded(resource=resource, requested=delta,
-                                          in_use=in_use, limit=limit)
+        add = sa.update(_usage).where(*conditions).values(
+            in_use=_usage.c.in_use + delta, updated_at=models.utcnow())
+        # The usage row exists on every path but a project's first reservation of the
+        # resource: try the guarded UPDATE first, and only when it matched nothing
+        # make sure the row exists and try once more.
+        if session.execute(add).rowcount == 1:  # type: ignore[attr-defined]
+            continue
+        if _ensure_usage_row(session, project_id, resource) and \
+                session.execute(add).rowcount == 1:  # type: ignore[attr-defined]
+            continue
+        in_use = session.execute(sa.select(_usage.c.in_use).where(
+            _usage.c.project_id == project_id,
+            _usage.c.resource == resource)).scalar_one()
+        raise exception.QuotaExceeded(resource=resource, requested=delta,
+                                      in_use=in_use, limit=limit)
 
 
 def release(session: Session, project_id: str, deltas: Mapping[str, int]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from oslo_config import cfg
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from volmgr import exception, states
@@ -97,13 +98,26 @@ def _access_clause(project_id: str) -> sa.ColumnElement[bool]:
         _access.c.project_id == project_id))
 
 
-def get_type(session: Session, type_id: str, *, project_id: str | None = None,
-             lock: bool = False) -> models.VolumeType:
-    """A live type by id; with ``project_id``, only if that project may see it."""
+def _by_id(type_id: str, project_id: str | None) -> sa.Select[Any]:
     query = sa.select(models.VolumeType).where(models.VolumeType.id == type_id,
                                                models.VolumeType.deleted == sa.false())
     if project_id is not None:
         query = query.where(_access_clause(project_id))
+    return query
+
+
+def _by_name(name: str, project_id: str | None) -> sa.Select[Any]:
+    query = sa.select(models.VolumeType).where(models.VolumeType.name == name,
+                                               models.VolumeType.deleted == sa.false())
+    if project_id is not None:
+        query = query.where(_access_clause(project_id))
+    return query.limit(1)
+
+
+def get_type(session: Session, type_id: str, *, project_id: str | None = None,
+             lock: bool = False) -> models.VolumeType:
+    """A live type by id; with ``project_id``, only if that project may see it."""
+    query = _by_id(type_id, project_id)
     if lock:
         query = query.with_for_update()
     volume_type = session.execute(query).scalar_one_or_none()
@@ -114,11 +128,7 @@ def get_type(session: Session, type_id: str, *, project_id: str | None = None,
 
 def get_type_by_name(session: Session, name: str, *,
                      project_id: str | None = None) -> models.VolumeType | None:
-    query = sa.select(models.VolumeType).where(models.VolumeType.name == name,
-                                               models.VolumeType.deleted == sa.false())
-    if project_id is not None:
-        query = query.where(_access_clause(project_id))
-    return session.execute(query.limit(1)).scalar_one_or_none()
+    return session.execute(_by_name(name, project_id)).scalar_one_or_none()
 
 
 def _name_taken(session: Session, name: str, but: str | None = None) -> bool:
@@ -201,24 +211,32 @@ class TypeQueries(DatabaseCore):
 
     def volume_type_choose(self, name_or_id: str | None, *, project_id: str,
                            is_admin: bool) -> tuple[models.VolumeType, bool]:
-        """``volume_type_resolve`` and whether the type is encrypted, in one transaction
-        (what a create needs: the type for the row, the flag for the reply)."""
+        """``volume_type_resolve`` and whether the type is encrypted (what a create
+        needs: the type for the row, the flag for the reply), in one statement on the
+        common paths: the flag is a column of the type's query and the type's QoS specs
+        are not loaded (a create does not use them)."""
+        encrypted = sa.exists().where(
+            models.Encryption.volume_type_id == models.VolumeType.id,
+            models.Encryption.deleted == sa.false()).label("encrypted")
+
+        def first(session: Session, query: sa.Select[Any]) -> tuple[Any, bool] | None:
+            row = session.execute(query.add_columns(encrypted).options(
+                orm.noload(models.VolumeType.qos_specs))).first()
+            return None if row is None else (row[0], bool(row[1]))
+
         def work(session: Session) -> tuple[models.VolumeType, bool]:
             if name_or_id is None:
-                found = self._default_type(session, project_id)
-            else:
-                scope = None if is_admin else project_id
-                try:
-                    found = get_type(session, name_or_id, project_id=scope)
-                except exception.VolumeTypeNotFound:
-                    by_name = get_type_by_name(session, name_or_id, project_id=scope)
-                    if by_name is None:
-                        raise
-                    found = by_name
-            encrypted = session.execute(sa.select(models.Encryption.volume_type_id).where(
-                models.Encryption.volume_type_id == found.id,
-                models.Encryption.deleted == sa.false()).limit(1)).first() is not None
-            return found, encrypted
+                found = first(session, self._default_query(project_id))
+                if found is None:
+                    raise self._default_missing()
+                return found
+            scope = None if is_admin else project_id
+            found = first(session, _by_id(name_or_id, scope))
+            if found is None:
+                found = first(session, _by_name(name_or_id, scope))
+            if found is None:
+                raise exception.VolumeTypeNotFound(volume_type_id=name_or_id)
+            return found
         return self.run(work)
 
     def volume_type_default(self, project_id: str | None = None) -> models.VolumeType:
@@ -227,27 +245,31 @@ class TypeQueries(DatabaseCore):
         type does not exist."""
         return self.run(lambda session: self._default_type(session, project_id))
 
-    def _default_type(self, session: Session, project_id: str | None) -> models.VolumeType:
-        """The project's own default if it has one, else the configured one: one query
-        (the project's row sorts first)."""
-        if project_id:
-            defaults = models.DefaultVolumeType
-            found = session.execute(
-                sa.select(models.VolumeType).outerjoin(defaults, sa.and_(
+    def _default_query(self, project_id: str | None) -> sa.Select[Any]:
+        """The project's own default type if it has one, else the configured one: one
+        query (the project's row sorts first)."""
+        if not project_id:
+            return _by_name(self.default_volume_type, None)
+        defaults = models.DefaultVolumeType
+        return (sa.select(models.VolumeType).outerjoin(defaults, sa.and_(
                     defaults.volume_type_id == models.VolumeType.id,
                     defaults.project_id == project_id))
                 .where(models.VolumeType.deleted == sa.false(),
                        sa.or_(defaults.project_id.is_not(None),
                               models.VolumeType.name == self.default_volume_type))
                 .order_by(sa.case((defaults.project_id.is_not(None), 0), else_=1))
-                .limit(1)).scalar_one_or_none()
-        else:
-            found = get_type_by_name(session, self.default_volume_type)
+                .limit(1))
+
+    def _default_missing(self) -> exception.VolumeTypeNotFound:
+        return exception.VolumeTypeNotFound(
+            f"Default volume type {self.default_volume_type!r} "
+            f"([DEFAULT] default_volume_type) could not be found.",
+            volume_type_id=self.default_volume_type)
+
+    def _default_type(self, session: Session, project_id: str | None) -> models.VolumeType:
+        found = session.execute(self._default_query(project_id)).scalar_one_or_none()
         if found is None:
-            raise exception.VolumeTypeNotFound(
-                f"Default volume type {self.default_volume_type!r} "
-                f"([DEFAULT] default_volume_type) could not be found.",
-                volume_type_id=self.default_volume_type)
+            raise self._default_missing()
         return found
 
     def volume_type_get(self, type_id: str) -> models.VolumeType:

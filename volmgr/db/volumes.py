@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -69,6 +70,34 @@ def get_volume(session: Session, volume_id: str, project_id: str | None = None, 
     if volume is None:
         raise exception.VolumeNotFound(volume_id=volume_id)
     return volume
+
+
+#: What a volume's entry in a listing shows of each of its attachments.
+_ATTACHED_COLUMNS = ("id", "volume_id", "server_id", "connector", "device", "attached_at")
+
+
+def attached_by_volume(session: Session,
+                       volume_ids: Sequence[str]) -> dict[str, list[sa.Row[Any]]]:
+    """The live, attached attachments of ``volume_ids`` as rows of _ATTACHED_COLUMNS,
+    by volume id, oldest first; one query. On PostgreSQL the ids travel as one array
+    parameter (``= ANY``): an ``IN`` list of 1,000 placeholders cost more CPU to build
+    and send than the rest of the query; elsewhere ``IN``, in batches of 500."""
+    table = models.table(models.VolumeAttachment)
+    query = sa.select(*(table.c[name] for name in _ATTACHED_COLUMNS)).where(
+        table.c.deleted == sa.false(), table.c.attach_status == states.ATTACH_ATTACHED
+    ).order_by(table.c.created_at, table.c.id)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = sa.bindparam("volume_ids", list(volume_ids),
+                           type_=postgresql.ARRAY(sa.String(36)))
+        batches = [query.where(table.c.volume_id == sa.any_(ids))] if volume_ids else []
+    else:
+        batches = [query.where(table.c.volume_id.in_(volume_ids[start:start + 500]))
+                   for start in range(0, len(volume_ids), 500)]
+    found: dict[str, list[sa.Row[Any]]] = {}
+    for batch in batches:
+        for row in session.execute(batch):
+            found.setdefault(row.volume_id, []).append(row)
+    return found
 
 
 def transition_or_raise(session: Session, volume_id: str, expected: Sequence[str],
@@ -196,16 +225,45 @@ class VolumeQueries(DatabaseCore):
                     limit: int | None = None, marker: str | None = None,
                     offset: int = 0, sort: SortOrder = NEWEST_FIRST,
                     row_filter: Callable[[models.Volume], bool] | None = None,
-                    ) -> list[models.Volume]:
+                    attachments: bool = True) -> list[models.Volume]:
         """Live volumes, newest first unless ``sort`` says otherwise. ``filters`` are
         column equalities (a list value means "one of"); ``marker`` is the id of the last
-        volume of the previous page (VolumeNotFound when it names none)."""
-        def work(session: Session) -> list[models.Volume]:
-            anchor = get_volume(session, marker, project_id) if marker is not None else None
-            return list_live(session, models.Volume, project_id=project_id, filters=filters,
-                             anchor=anchor, limit=limit, offset=offset, sort=sort,
-                             row_filter=row_filter)
+        volume of the previous page (VolumeNotFound when it names none).
+        ``attachments=False`` skips loading them (reading them then raises)."""
+        return self.run(lambda session: self._volume_page(
+            session, project_id, filters=filters, limit=limit, marker=marker,
+            offset=offset, sort=sort, row_filter=row_filter, attachments=attachments))
+
+    def volume_list_attached(
+            self, project_id: str | None = None, *,
+            filters: Mapping[str, Any] | None = None, limit: int | None = None,
+            marker: str | None = None, offset: int = 0, sort: SortOrder = NEWEST_FIRST,
+            row_filter: Callable[[models.Volume], bool] | None = None,
+    ) -> tuple[list[models.Volume], dict[str, list[sa.Row[Any]]]]:
+        """``volume_list`` without the ORM's attachments, plus each listed volume's
+        attached attachments (``attach_status`` = attached) as plain rows, read in the
+        same transaction by one query: what a detail listing shows. Loading every
+        volume's attachments through the relationship cost about a third of the CPU of
+        a detail listing of 1,000 volumes (docs/performance.md)."""
+        def work(session: Session) -> tuple[list[models.Volume],
+                                            dict[str, list[sa.Row[Any]]]]:
+            volumes = self._volume_page(
+                session, project_id, filters=filters, limit=limit, marker=marker,
+                offset=offset, sort=sort, row_filter=row_filter, attachments=False)
+            return volumes, attached_by_volume(session, [v.id for v in volumes])
         return self.run(work)
+
+    @staticmethod
+    def _volume_page(session: Session, project_id: str | None, *,
+                     filters: Mapping[str, Any] | None, limit: int | None,
+                     marker: str | None, offset: int, sort: SortOrder,
+                     row_filter: Callable[[models.Volume], bool] | None,
+                     attachments: bool) -> list[models.Volume]:
+        anchor = get_volume(session, marker, project_id) if marker is not None else None
+        options = () if attachments else (sa.orm.raiseload(models.Volume.attachments),)
+        return list_live(session, models.Volume, project_id=project_id, filters=filters,
+                         anchor=anchor, limit=limit, offset=offset, sort=sort,
+                         row_filter=row_filter, options=options)
 
     def volume_transition(self, volume_id: str, expected: Sequence[str],
                           values: Mapping[str, Any], *, project_id: str | None = None,
