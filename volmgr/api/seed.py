@@ -34,7 +34,12 @@ _ATTACH_FIELDS = ("volumeId", "device", "connector", "id", "serverId")
 
 
 def timestamp(value: datetime.datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    """``2011-08-16T12:00:00.000000``: the stored UTC time, without an offset."""
+    if value is None:
+        return None
+    if value.tzinfo is None:  # isoformat is several times cheaper than strftime
+        return value.isoformat(timespec="microseconds")
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def attachment_view(attachment: models.VolumeAttachment) -> dict[str, Any]:

@@ -117,14 +117,23 @@ def list_live(
     sort: SortOrder = NEWEST_FIRST,
     row_filter: Callable[[Any], bool] | None = None,
     options: Sequence[Any] = (),
+    as_rows: bool = False,
 ) -> list[Any]:
     """Live rows of ``model``, scoped to a project, filtered by column equality, in
     ``sort`` order (``id`` breaks ties), and paged after ``anchor`` (the previous page's
     last row) with ``limit``/``offset``. ``row_filter`` is a Python predicate for what SQL
-    cannot say portably (JSON metadata); paging then happens after it."""
+    cannot say portably (JSON metadata); paging then happens after it. ``as_rows``
+    returns read-only rows with the model's attribute names instead of ORM objects."""
     order = [(key, direction) for key, direction in sort if key != "id"]
     order.append(("id", sort[-1][1] if sort else "desc"))
-    query = sa.select(model).where(model.deleted == sa.false()).options(*options)
+    if as_rows:
+        # Plain rows whose attribute names are the model's (``metadata_`` …): read-only
+        # and without relationships, at a fraction of the ORM's cost per row.
+        query = sa.select(*(attr.columns[0].label(attr.key)
+                            for attr in sa.inspect(model).column_attrs))
+    else:
+        query = sa.select(model).options(*options)
+    query = query.where(model.deleted == sa.false())
     if project_id is not None:
         query = query.where(model.project_id == project_id)
     for key, value in (filters or {}).items():
@@ -146,14 +155,16 @@ def list_live(
         query = query.where(sa.or_(*after))
     query = query.order_by(*(e.asc() if d == "asc" else e.desc() for e, d in expressions))
     if row_filter is not None:
-        rows = [row for row in session.execute(query).scalars() if row_filter(row)]
+        found = session.execute(query)
+        rows = [row for row in (found if as_rows else found.scalars()) if row_filter(row)]
         end = None if limit is None else offset + limit
         return rows[offset:end]
     if offset:
         query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return list(session.execute(query).scalars())
+    found = session.execute(query)
+    return list(found if as_rows else found.scalars())
 
 
 def conditional_update(

@@ -7,6 +7,7 @@ for TLS.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -38,11 +39,25 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(database_opts, group="database")
 
 
+_decode_json = json.JSONDecoder().decode
+
+
+def _json_loads(data: str | bytes | memoryview) -> Any:
+    """JSON columns as the driver hands them over (text, or bytes from psycopg): the
+    empty object and ``null``, which most rows hold in most JSON columns, without the
+    parser. A detail listing of 1,000 volumes decodes 3,000 of them."""
+    if data == b"{}" or data == "{}":
+        return {}
+    if data == b"null" or data == "null":
+        return None
+    return _decode_json(data if isinstance(data, str) else bytes(data).decode("utf-8"))
+
+
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20,
                   pool_timeout: int = 30, echo: bool = False) -> sa.Engine:
     """Create the process's engine for ``url`` with dialect-specific tuning."""
     parsed = sa.engine.make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_deserializer": _json_loads}
     connect_args: dict[str, Any] = {}
     backend = parsed.get_backend_name()
     if backend == "sqlite":
