@@ -7,6 +7,7 @@ release never takes usage below zero.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
@@ -47,18 +48,44 @@ def configured_default(defaults: Mapping[str, int], resource: str) -> int:
     return defaults.get(resource, BUILTIN_DEFAULTS.get(resource, -1))
 
 
+@functools.cache
+def _limits_statement() -> sa.CompoundSelect:
+    """The project's own limits and the default class's of a list of resources
+    (parameters ``project_id``, ``class_name``, ``resources``), built once."""
+    resources: sa.BindParameter[list[str]] = sa.bindparam("resources", expanding=True)
+    own = sa.select(_quotas.c.resource, _quotas.c.hard_limit,
+                    sa.literal(0).label("rank")).where(
+        _quotas.c.project_id == sa.bindparam("project_id"),
+        _quotas.c.resource.in_(resources))
+    default = sa.select(_classes.c.resource, _classes.c.hard_limit,
+                        sa.literal(1).label("rank")).where(
+        _classes.c.class_name == sa.bindparam("class_name"),
+        _classes.c.resource.in_(resources))
+    return sa.union_all(own, default)
+
+
+@functools.cache
+def _add_usage_statement(limited: bool) -> sa.Update:
+    """``in_use += delta`` of one project's resource (parameters ``b_project``,
+    ``b_resource``, ``delta``, ``now``), guarded by ``in_use + delta <= limit`` (parameter
+    ``limit``) when ``limited``; built once."""
+    delta = sa.bindparam("delta", type_=sa.Integer)
+    conditions = [_usage.c.project_id == sa.bindparam("b_project"),
+                  _usage.c.resource == sa.bindparam("b_resource")]
+    if limited:
+        conditions.append(_usage.c.in_use + delta <= sa.bindparam("limit", type_=sa.Integer))
+    return sa.update(_usage).where(*conditions).values(
+        in_use=_usage.c.in_use + delta, updated_at=sa.bindparam("now"))
+
+
 def limits_in_effect(session: Session, defaults: Mapping[str, int], project_id: str,
                      resources: Sequence[str]) -> dict[str, int]:
     """Each resource's limit for ``project_id``: the project's own, else the default
     class's, else the configured default. One indexed SELECT."""
-    own = sa.select(_quotas.c.resource, _quotas.c.hard_limit,
-                    sa.literal(0).label("rank")).where(
-        _quotas.c.project_id == project_id, _quotas.c.resource.in_(resources))
-    default = sa.select(_classes.c.resource, _classes.c.hard_limit,
-                        sa.literal(1).label("rank")).where(
-        _classes.c.class_name == DEFAULT_CLASS, _classes.c.resource.in_(resources))
     found: dict[str, tuple[int, int]] = {}
-    for resource, limit, rank in session.execute(sa.union_all(own, default)):
+    for resource, limit, rank in session.execute(_limits_statement(), {
+            "project_id": project_id, "class_name": DEFAULT_CLASS,
+            "resources": list(resources)}):
         if resource not in found or rank < found[resource][1]:
             found[resource] = (limit, rank)
     return {resource: found[resource][0] if resource in found
@@ -100,18 +127,16 @@ def reserve(session: Session, limits: Mapping[str, int], project_id: str,
         raise exception.VolumeSizeExceedsLimit(size=volume_size, limit=per_volume)
     for resource in wanted:
         delta, limit = deltas[resource], limits[resource]
-        conditions = [_usage.c.project_id == project_id, _usage.c.resource == resource]
-        if limit >= 0:
-            conditions.append(_usage.c.in_use + delta <= limit)
-        add = sa.update(_usage).where(*conditions).values(
-            in_use=_usage.c.in_use + delta, updated_at=models.utcnow())
+        add = _add_usage_statement(limit >= 0)
+        params = {"b_project": project_id, "b_resource": resource, "delta": delta,
+                  "limit": limit, "now": models.utcnow()}
         # The usage row exists on every path but a project's first reservation of the
         # resource: try the guarded UPDATE first, and only when it matched nothing
         # make sure the row exists and try once more.
-        if session.execute(add).rowcount == 1:  # type: ignore[attr-defined]
+        if session.execute(add, params).rowcount == 1:  # type: ignore[attr-defined]
             continue
         if _ensure_usage_row(session, project_id, resource) and \
-                session.execute(add).rowcount == 1:  # type: ignore[attr-defined]
+                session.execute(add, params).rowcount == 1:  # type: ignore[attr-defined]
             continue
         in_use = session.execute(sa.select(_usage.c.in_use).where(
             _usage.c.project_id == project_id,

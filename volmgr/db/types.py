@@ -10,6 +10,7 @@ encryption changed (the volume was made under them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -91,11 +92,42 @@ def visible_extra_specs(volume_type: models.VolumeType, is_admin: bool) -> dict[
 # -- Session helpers ------------------------------------------------------------------
 
 
-def _access_clause(project_id: str) -> sa.ColumnElement[bool]:
+def _access_clause(project_id: str | sa.BindParameter[str]) -> sa.ColumnElement[bool]:
     """Public, or private with ``project_id`` on its access list."""
     return sa.or_(models.VolumeType.is_public == sa.true(), sa.exists().where(
         _access.c.volume_type_id == models.VolumeType.id,
         _access.c.project_id == project_id))
+
+
+@functools.cache
+def _choose_statement(kind: str, scoped: bool) -> sa.Select[Any]:
+    """What ``volume_type_choose`` runs, built once per shape: building a statement
+    like this one costs more CPU than running it. ``kind`` "default" (parameters
+    ``project_id`` and ``default_name``: the project's own default type, else the
+    configured one, which sorts last), "id" or "name" (parameter ``key``); ``scoped``
+    adds the access check for the project in parameter ``scope``. The row is the type
+    and whether it has an encryption record."""
+    volume_type = models.VolumeType
+    if kind == "default":
+        defaults = models.DefaultVolumeType
+        query = (sa.select(volume_type).outerjoin(defaults, sa.and_(
+                     defaults.volume_type_id == volume_type.id,
+                     defaults.project_id == sa.bindparam("project_id")))
+                 .where(volume_type.deleted == sa.false(),
+                        sa.or_(defaults.project_id.is_not(None),
+                               volume_type.name == sa.bindparam("default_name")))
+                 .order_by(sa.case((defaults.project_id.is_not(None), 0), else_=1)))
+    else:
+        column = volume_type.id if kind == "id" else volume_type.name
+        query = sa.select(volume_type).where(column == sa.bindparam("key"),
+                                             volume_type.deleted == sa.false())
+    if scoped:
+        query = query.where(_access_clause(sa.bindparam("scope")))
+    encrypted = sa.exists().where(
+        models.Encryption.volume_type_id == volume_type.id,
+        models.Encryption.deleted == sa.false()).label("encrypted")
+    return (query.add_columns(encrypted).options(orm.raiseload(volume_type.qos_specs))
+            .limit(1))
 
 
 def _by_id(type_id: str, project_id: str | None) -> sa.Select[Any]:
@@ -214,26 +246,25 @@ class TypeQueries(DatabaseCore):
         """``volume_type_resolve`` and whether the type is encrypted (what a create
         needs: the type for the row, the flag for the reply), in one statement on the
         common paths: the flag is a column of the type's query and the type's QoS specs
-        are not loaded (a create does not use them)."""
-        encrypted = sa.exists().where(
-            models.Encryption.volume_type_id == models.VolumeType.id,
-            models.Encryption.deleted == sa.false()).label("encrypted")
-
-        def first(session: Session, query: sa.Select[Any]) -> tuple[Any, bool] | None:
-            row = session.execute(query.add_columns(encrypted).options(
-                orm.noload(models.VolumeType.qos_specs))).first()
+        are not loaded (a create does not use them; reading them raises). The
+        statements are built once (``_choose_statement``)."""
+        def first(session: Session, kind: str, scope: str | None,
+                  **params: str) -> tuple[Any, bool] | None:
+            statement = _choose_statement(kind, scope is not None)
+            row = session.execute(statement, {**params, "scope": scope}).first()
             return None if row is None else (row[0], bool(row[1]))
 
         def work(session: Session) -> tuple[models.VolumeType, bool]:
             if name_or_id is None:
-                found = first(session, self._default_query(project_id))
+                found = (first(session, "default", None, project_id=project_id,
+                               default_name=self.default_volume_type) if project_id
+                         else first(session, "name", None, key=self.default_volume_type))
                 if found is None:
                     raise self._default_missing()
                 return found
             scope = None if is_admin else project_id
-            found = first(session, _by_id(name_or_id, scope))
-            if found is None:
-                found = first(session, _by_name(name_or_id, scope))
+            found = (first(session, "id", scope, key=name_or_id)
+                     or first(session, "name", scope, key=name_or_id))
             if found is None:
                 raise exception.VolumeTypeNotFound(volume_type_id=name_or_id)
             return found
