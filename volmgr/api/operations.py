@@ -220,10 +220,9 @@ class ApiOperations:
         return volume
 
     def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
-        volume = self.db.volume_get(volume_id, scope(ctx))
-        removed = volume.host is not None and self.scheduler.host_removed(volume.host)
-        if not removed:
-            self._require_up(volume.host)
+        volume = self.db.volume_get(volume_id, scope(ctx), attachments=False)
+        removed = (volume.host is not None
+                   and self.scheduler.removed_else_require_up(volume.host))
         self.db.volume_transition_or_raise(
             volume_id, states.CAN_DELETE_FROM,
             {"status": states.DELETING, "status_reason": None, "recovery_attempts": 0},
@@ -308,9 +307,8 @@ class ApiOperations:
 
     def delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
         snapshot = self.db.snapshot_get(snapshot_id, scope(ctx))
-        removed = snapshot.host is not None and self.scheduler.host_removed(snapshot.host)
-        if not removed:
-            self._require_up(snapshot.host)
+        removed = (snapshot.host is not None
+                   and self.scheduler.removed_else_require_up(snapshot.host))
         self.db.snapshot_transition_or_raise(
             snapshot_id, states.SNAP_CAN_DELETE_FROM,
             {"status": states.SNAP_DELETING, "status_reason": None, "recovery_attempts": 0},

@@ -222,14 +222,20 @@ class Scheduler:
         ``service_down_time``, or never run. Checked before anything is written, so an
         operation on a volume of a dead host fails at once instead of sitting in a
         transitional status until the host returns (docs/scaling.md)."""
+        if self.removed_else_require_up(host):
+            raise exception.ServiceUnavailable(
+                reason=f"no volume service runs on storage host {host} (never started, or "
+                "removed with volmgr-manage service remove)")
+
+    def removed_else_require_up(self, host: str) -> bool:
+        """True when ``host`` was removed (``host_removed``); else ``require_up``'s
+        check, from the same single read of its service row (what a delete asks)."""
         try:
             service = self.db.service_get(host, rpc.VOLUME_SERVICE)
         except exception.NotFound:
-            raise exception.ServiceUnavailable(
-                reason=f"no volume service runs on storage host {host} (never started, or "
-                "removed with volmgr-manage service remove)") from None
+            return True
         if is_up(service, self.conf.service_down_time):
-            return
+            return False
         if service.last_heartbeat is None:
             why = "was stopped"
         else:

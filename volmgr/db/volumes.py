@@ -4,6 +4,7 @@ soft delete with quota release, and the queries recovery needs."""
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,11 +28,13 @@ _attachments = models.table(models.VolumeAttachment)
 _snapshots = models.table(models.Snapshot)
 
 
+@functools.cache
 def no_live_attachments() -> sa.ColumnElement[bool]:
     return ~sa.exists().where(_attachments.c.volume_id == _volumes.c.id,
                               _attachments.c.deleted == sa.false())
 
 
+@functools.cache
 def no_live_snapshots() -> sa.ColumnElement[bool]:
     return ~sa.exists().where(_snapshots.c.volume_id == _volumes.c.id,
                               _snapshots.c.deleted == sa.false())
@@ -157,6 +160,7 @@ def _hold_source_volume(session: Session, volume_id: str) -> None:
                                              expected=", ".join(states.CAN_CLONE_FROM))
 
 
+@functools.cache
 def no_clone_being_made() -> sa.ColumnElement[bool]:
     """No volume is being created from this one (its delete must wait)."""
     clones = _volumes.alias("clones")
