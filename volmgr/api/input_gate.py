@@ -153,17 +153,28 @@ def _limits(table: sa.Table) -> dict[str, int]:
 
 
 def _written(statement: Any, multiparams: Any, params: Any) -> list[Mapping[Any, Any]]:
+    """Each row the statement writes, as column key -> value: its embedded values, and
+    the parameters supplied with it (a parameter that a prebuilt statement binds to a
+    column, ``values(name=bindparam("b_name"))``, counts under that column's key)."""
     rows: list[Mapping[Any, Any]] = []
-    embedded = getattr(statement, "_values", None)
+    embedded = getattr(statement, "_values", None) or {}
+    bound_to: dict[str, str] = {}
     if embedded:
-        rows.append({getattr(key, "key", key): getattr(value, "value", value)
-                     for key, value in embedded.items()})
+        row: dict[Any, Any] = {}
+        for key, value in embedded.items():
+            column = getattr(key, "key", key)
+            if isinstance(value, sa.BindParameter) and value.value is None:
+                bound_to[value.key] = column
+            else:
+                row[column] = getattr(value, "value", value)
+        rows.append(row)
     for group in (multiparams, [params] if params else []):
-        for row in group or ():
-            if isinstance(row, Mapping):
-                rows.append(row)
-            elif isinstance(row, list | tuple):
-                rows.extend(item for item in row if isinstance(item, Mapping))
+        for given in group or ():
+            supplied = [given] if isinstance(given, Mapping) else [
+                item for item in given if isinstance(item, Mapping)
+            ] if isinstance(given, list | tuple) else []
+            rows.extend({bound_to.get(key, key): value for key, value in item.items()}
+                        for item in supplied)
     return rows
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -167,6 +168,23 @@ def list_live(
     return list(found if as_rows else found.scalars())
 
 
+@functools.lru_cache(maxsize=256)
+def _guarded_update(model: type[models.Base], keys: tuple[str, ...],
+                    expected_status: tuple[str, ...] | None,
+                    status_column: str) -> sa.Update:
+    """``conditional_update``'s statement for plain values, built once per shape: the
+    row id is parameter ``b_id`` and each value ``b_<column>`` (building an UPDATE
+    costs more CPU than running it)."""
+    table = models.table(model)
+    conditions: list[sa.ColumnElement[bool]] = [table.c.id == sa.bindparam("b_id")]
+    if "deleted" in table.c:
+        conditions.append(table.c.deleted == sa.false())
+    if expected_status is not None:
+        conditions.append(table.c[status_column].in_(expected_status))
+    return sa.update(table).where(*conditions).values(
+        {key: sa.bindparam(f"b_{key}", type_=table.c[key].type) for key in keys})
+
+
 def conditional_update(
     session: Session,
     model: type[models.Base],
@@ -196,7 +214,15 @@ def conditional_update(
         new_values.setdefault("status_changed_at", models.utcnow())
     if "updated_at" in table.c:
         new_values.setdefault("updated_at", models.utcnow())
-    result = session.execute(sa.update(table).where(*conditions).values(**new_values))
+    if not where and not any(isinstance(value, sa.ClauseElement)
+                             for value in new_values.values()):
+        # The common shape (plain values, no extra guard): a statement built once.
+        statement = _guarded_update(model, tuple(sorted(new_values)), expected_status,
+                                    status_column)
+        result = session.execute(statement, {"b_id": row_id, **{
+            f"b_{key}": value for key, value in new_values.items()}})
+    else:
+        result = session.execute(sa.update(table).where(*conditions).values(**new_values))
     won = bool(result.rowcount == 1)  # type: ignore[attr-defined]
     if won and "status" in values:
         from volmgr.db import messages  # messages builds on this module

@@ -150,11 +150,21 @@ def release(session: Session, project_id: str, deltas: Mapping[str, int]) -> Non
     for resource, delta in sorted(deltas.items()):
         if delta <= 0:
             continue
-        session.execute(sa.update(_usage).where(
-            _usage.c.project_id == project_id, _usage.c.resource == resource,
-        ).values(
-            in_use=sa.case((_usage.c.in_use >= delta, _usage.c.in_use - delta), else_=0),
-            updated_at=models.utcnow()))
+        session.execute(_release_statement(), {
+            "b_project": project_id, "b_resource": resource, "delta": delta,
+            "now": models.utcnow()})
+
+
+@functools.cache
+def _release_statement() -> sa.Update:
+    """``in_use -= delta``, not below zero (parameters ``b_project``, ``b_resource``,
+    ``delta``, ``now``); built once."""
+    delta = sa.bindparam("delta", type_=sa.Integer)
+    return sa.update(_usage).where(
+        _usage.c.project_id == sa.bindparam("b_project"),
+        _usage.c.resource == sa.bindparam("b_resource"),
+    ).values(in_use=sa.case((_usage.c.in_use >= delta, _usage.c.in_use - delta), else_=0),
+             updated_at=sa.bindparam("now"))
 
 
 # -- quota sets and quota classes (what the os-quota-sets API reads and writes) --------

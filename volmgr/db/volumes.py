@@ -354,7 +354,7 @@ class VolumeQueries(DatabaseCore):
         """Soft-delete the row and release its quota, if it is still in ``expected``."""
         def work(session: Session) -> bool:
             try:
-                volume = get_volume(session, volume_id)
+                volume = get_volume(session, volume_id, attachments=False)
             except exception.VolumeNotFound:
                 return False
             won = conditional_update(

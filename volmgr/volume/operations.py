@@ -201,9 +201,8 @@ class ManagerOperations:
         # may be dispatched after the volume's (the RPC server runs messages on several
         # threads), so the volume's delete removes them first, in its own turn; their
         # late casts then find nothing to do.
-        for snapshot in self.db.snapshot_list(
-                None, filters={"volume_id": volume_id, "status": states.SNAP_DELETING}):
-            self.delete_snapshot(ctx, snapshot.id)
+        for snapshot_id in self.db.snapshot_ids_of(volume_id, states.SNAP_DELETING):
+            self.delete_snapshot(ctx, snapshot_id)
         self.notifier.volume(ctx, "volume.delete.start", volume)
         ref = volume_ref(volume)
 
