@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -118,8 +119,7 @@ class ServiceQueries(DatabaseCore):
         def work(session: Session) -> tuple[list[models.Service], dict[str, int]]:
             now = models.utcnow()
             services = [s for s in session.execute(
-                sa.select(models.Service).where(models.Service.binary == binary)
-                .order_by(models.Service.host)).scalars()
+                _services_statement(), {"binary": binary}).scalars()
                 if not s.disabled and is_up(s, down_time, now)]
             heartbeats = {s.host: s.last_heartbeat for s in services}
             return services, (_pending_gb(session, heartbeats) if heartbeats else {})
@@ -163,16 +163,35 @@ class ServiceQueries(DatabaseCore):
                 if not s.disabled and is_up(s, down_time, now)]
 
 
-def _pending_gb(session: Session,
-                heartbeats: Mapping[str, datetime.datetime | None]) -> dict[str, int]:
+@functools.cache
+def _services_statement() -> sa.Select[Any]:
+    """The services of a binary (parameter ``binary``) by host name; built once."""
+    return (sa.select(models.Service).where(models.Service.binary == sa.bindparam("binary"))
+            .order_by(models.Service.host))
+
+
+@functools.lru_cache(maxsize=64)
+def _pending_statement(hosts: int) -> sa.Select[Any]:
+    """GiB per host of live volumes still ``creating`` or created after the host's
+    heartbeat, for ``hosts`` hosts (parameters ``host_<i>`` and ``beat_<i>``); built once
+    per number of hosts."""
     volumes = models.table(models.Volume)
     per_host = [
-        sa.and_(volumes.c.host == host,
+        sa.and_(volumes.c.host == sa.bindparam(f"host_{index}"),
                 sa.or_(volumes.c.status == "creating",
-                       volumes.c.created_at > (beat or datetime.datetime.min)))
-        for host, beat in heartbeats.items()]
-    rows = session.execute(
-        sa.select(volumes.c.host, sa.func.sum(volumes.c.size))
-        .where(volumes.c.deleted == sa.false(), sa.or_(*per_host))
-        .group_by(volumes.c.host)).all()
+                       volumes.c.created_at > sa.bindparam(f"beat_{index}",
+                                                           type_=sa.DateTime)))
+        for index in range(hosts)]
+    return (sa.select(volumes.c.host, sa.func.sum(volumes.c.size))
+            .where(volumes.c.deleted == sa.false(), sa.or_(*per_host))
+            .group_by(volumes.c.host))
+
+
+def _pending_gb(session: Session,
+                heartbeats: Mapping[str, datetime.datetime | None]) -> dict[str, int]:
+    params: dict[str, Any] = {}
+    for index, (host, beat) in enumerate(heartbeats.items()):
+        params[f"host_{index}"] = host
+        params[f"beat_{index}"] = beat or datetime.datetime.min
+    rows = session.execute(_pending_statement(len(heartbeats)), params).all()
     return {host: int(total or 0) for host, total in rows}

@@ -63,16 +63,26 @@ def release_extend_reservation(session: Session, volume: models.Volume) -> None:
 
 def get_volume(session: Session, volume_id: str, project_id: str | None = None, *,
                attachments: bool = True) -> models.Volume:
-    query = sa.select(models.Volume).where(models.Volume.id == volume_id,
-                                           models.Volume.deleted == sa.false())
-    if not attachments:
-        query = query.options(sa.orm.raiseload(models.Volume.attachments))
-    if project_id is not None:
-        query = query.where(models.Volume.project_id == project_id)
-    volume = session.execute(query).scalar_one_or_none()
+    volume = session.execute(_volume_statement(attachments, project_id is not None),
+                             {"volume_id": volume_id, "project_id": project_id}
+                             ).scalar_one_or_none()
     if volume is None:
         raise exception.VolumeNotFound(volume_id=volume_id)
     return volume
+
+
+@functools.cache
+def _volume_statement(attachments: bool, scoped: bool) -> sa.Select[Any]:
+    """A live volume by id (parameter ``volume_id``), of the project in parameter
+    ``project_id`` when ``scoped``; its attachments raise-loaded unless
+    ``attachments``. Built once per shape."""
+    query = sa.select(models.Volume).where(models.Volume.id == sa.bindparam("volume_id"),
+                                           models.Volume.deleted == sa.false())
+    if not attachments:
+        query = query.options(sa.orm.raiseload(models.Volume.attachments))
+    if scoped:
+        query = query.where(models.Volume.project_id == sa.bindparam("project_id"))
+    return query
 
 
 #: What a volume's entry in a listing shows of each of its attachments.
