@@ -9,6 +9,7 @@ STOPPING=1 on shutdown, and WATCHDOG=1 while its loops are alive.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -73,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{rpc.VOLUME_SERVICE}: {error}", file=sys.stderr)
         return 2
     log.setup(conf, rpc.VOLUME_SERVICE)
+    if conf.volume.nice:
+        os.nice(conf.volume.nice)
+        LOG.info("Running at nice +%d ([volume] nice)", conf.volume.nice)
     signals = _Signals()
     signals.install()
     service: VolumeService | None = None

@@ -53,6 +53,12 @@ volume_opts = [
                "start as work arrives, so a bound above what the storage can run at once "
                "costs nothing while idle; keep it at or below the database pool "
                "(max_pool_size + max_overflow)."),
+    cfg.IntOpt("nice", default=0, min=0, max=19,
+               help="Scheduling priority increment volmgr-volume gives itself at start-up "
+               "(as nice(1) does); the LVM commands and shells it runs inherit it. On a "
+               "host that also runs volmgr-api and the database, a positive value lets "
+               "API requests preempt storage work: throughput stays what the CPU allows, "
+               "request latency drops. 0 leaves the priority alone."),
     cfg.IntOpt("reconcile_interval", default=300, min=0,
                help="Seconds between comparisons of this host's exports and volumes with "
                "the database: missing or drifted exports of attached volumes are "
