@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
@@ -244,3 +246,22 @@ def test_a_volume_from_a_snapshot_being_deleted_is_refused(db: Database) -> None
     db.snapshot_transition(snapshot.id, [states.SNAP_CREATING], {"status": states.SNAP_DELETING})
     with pytest.raises(exception.SnapshotStatusConflict, match="deleting"):
         db.volume_create(project_id="p1", user_id="u1", size=1, snapshot_id=snapshot.id)
+
+
+def test_a_first_reservation_that_another_request_committed_meanwhile_still_reserves(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quota's guarded UPDATE runs first and matches nothing when the project has no
+    usage row yet; if a concurrent first reservation commits that row before this one
+    looks for it, the UPDATE is tried again (found by volmgr-bench: a create answered
+    413 'in use 1, limit -1' at unlimited quota)."""
+    look_for_row = quota._ensure_usage_row
+    usage = models.table(models.QuotaUsage)
+
+    def committed_meanwhile(session: Any, project_id: str, resource: str) -> None:
+        session.execute(sa.insert(usage).values(
+            project_id=project_id, resource=resource, in_use=1,
+            created_at=models.utcnow(), updated_at=models.utcnow()))
+        look_for_row(session, project_id, resource)
+    monkeypatch.setattr(quota, "_ensure_usage_row", committed_meanwhile)
+    db.volume_create(project_id="fresh", user_id="u1", size=3)
+    assert quota_usage(db, "fresh") == {"volumes": 2, "gigabytes": 4}

@@ -92,14 +92,13 @@ def limits_in_effect(session: Session, defaults: Mapping[str, int], project_id: 
             else configured_default(defaults, resource) for resource in resources}
 
 
-def _ensure_usage_row(session: Session, project_id: str, resource: str) -> bool:
-    """Create the project's usage row of ``resource`` (at 0) unless it exists; whether
-    this call or a concurrent one created it (else it was there already)."""
+def _ensure_usage_row(session: Session, project_id: str, resource: str) -> None:
+    """Create the project's usage row of ``resource`` (at 0) unless it exists."""
     exists = session.execute(
         sa.select(_usage.c.id).where(_usage.c.project_id == project_id,
                                      _usage.c.resource == resource)).first()
     if exists:
-        return False
+        return
     try:
         with session.begin_nested():
             session.execute(sa.insert(_usage).values(
@@ -107,7 +106,6 @@ def _ensure_usage_row(session: Session, project_id: str, resource: str) -> bool:
                 created_at=models.utcnow(), updated_at=models.utcnow()))
     except sa_exc.IntegrityError:
         pass  # a concurrent request created it first; that row serves us too
-    return True
 
 
 def reserve(session: Session, limits: Mapping[str, int], project_id: str,
@@ -132,11 +130,12 @@ def reserve(session: Session, limits: Mapping[str, int], project_id: str,
                   "limit": limit, "now": models.utcnow()}
         # The usage row exists on every path but a project's first reservation of the
         # resource: try the guarded UPDATE first, and only when it matched nothing
-        # make sure the row exists and try once more.
+        # make sure the row exists and try once more (also when it exists by now: a
+        # concurrent first reservation may have committed it in between).
         if session.execute(add, params).rowcount == 1:  # type: ignore[attr-defined]
             continue
-        if _ensure_usage_row(session, project_id, resource) and \
-                session.execute(add, params).rowcount == 1:  # type: ignore[attr-defined]
+        _ensure_usage_row(session, project_id, resource)
+        if session.execute(add, params).rowcount == 1:  # type: ignore[attr-defined]
             continue
         in_use = session.execute(sa.select(_usage.c.in_use).where(
             _usage.c.project_id == project_id,
