@@ -43,6 +43,9 @@ def _race(threads: int, work: Callable[[], bool]) -> list[bool]:
         worker.start()
     for worker in workers:
         worker.join(60)
+    # A worker whose work raised (anything but the outcome it returns) left no result.
+    assert len(results) == threads, (
+        f"{threads - len(results)} of {threads} workers raised; see the thread warnings")
     return results
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from volmgr import exception
@@ -93,19 +94,32 @@ def limits_in_effect(session: Session, defaults: Mapping[str, int], project_id: 
 
 
 def _ensure_usage_row(session: Session, project_id: str, resource: str) -> None:
-    """Create the project's usage row of ``resource`` (at 0) unless it exists."""
-    exists = session.execute(
-        sa.select(_usage.c.id).where(_usage.c.project_id == project_id,
-                                     _usage.c.resource == resource)).first()
-    if exists:
-        return
-    try:
-        with session.begin_nested():
-            session.execute(sa.insert(_usage).values(
-                project_id=project_id, resource=resource, in_use=0,
-                created_at=models.utcnow(), updated_at=models.utcnow()))
-    except sa_exc.IntegrityError:
-        pass  # a concurrent request created it first; that row serves us too
+    """Create the project's usage row of ``resource`` (at 0) unless it exists, without
+    failing when a concurrent request creates it at the same moment: an insert that
+    does nothing on a duplicate key where the database has one (no savepoint, so a
+    deadlock the database reports reaches ``DatabaseCore.run``, which re-runs the
+    transaction; behind a savepoint MariaDB's deadlock surfaced as "SAVEPOINT does not
+    exist" instead)."""
+    now = models.utcnow()
+    values = {"project_id": project_id, "resource": resource, "in_use": 0,
+              "created_at": now, "updated_at": now}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(postgresql.insert(_usage).values(values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(_usage).values(values).on_conflict_do_nothing())
+    elif dialect in ("mysql", "mariadb"):
+        session.execute(mysql.insert(_usage).values(values).prefix_with("IGNORE"))
+    else:  # pragma: no cover - the three databases above are the supported ones
+        exists = session.execute(sa.select(_usage.c.id).where(
+            _usage.c.project_id == project_id, _usage.c.resource == resource)).first()
+        if exists:
+            return
+        try:
+            with session.begin_nested():
+                session.execute(sa.insert(_usage).values(values))
+        except sa_exc.IntegrityError:
+            pass  # a concurrent request created it first; that row serves us too
 
 
 def reserve(session: Session, limits: Mapping[str, int], project_id: str,
@@ -137,9 +151,11 @@ def reserve(session: Session, limits: Mapping[str, int], project_id: str,
         _ensure_usage_row(session, project_id, resource)
         if session.execute(add, params).rowcount == 1:  # type: ignore[attr-defined]
             continue
+        # A locking read: under MariaDB's REPEATABLE READ a plain SELECT would read this
+        # transaction's snapshot, which may predate a row a concurrent request created.
         in_use = session.execute(sa.select(_usage.c.in_use).where(
             _usage.c.project_id == project_id,
-            _usage.c.resource == resource)).scalar_one()
+            _usage.c.resource == resource).with_for_update()).scalar_one()
         raise exception.QuotaExceeded(resource=resource, requested=delta,
                                       in_use=in_use, limit=limit)
 
