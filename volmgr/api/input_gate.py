@@ -168,13 +168,15 @@ def _written(statement: Any, multiparams: Any, params: Any) -> list[Mapping[Any,
             else:
                 row[column] = getattr(value, "value", value)
         rows.append(row)
+    supplied: list[Mapping[Any, Any]] = []
     for group in (multiparams, [params] if params else []):
         for given in group or ():
-            supplied = [given] if isinstance(given, Mapping) else [
-                item for item in given if isinstance(item, Mapping)
-            ] if isinstance(given, list | tuple) else []
-            rows.extend({bound_to.get(key, key): value for key, value in item.items()}
-                        for item in supplied)
+            if isinstance(given, Mapping):
+                supplied.append(given)
+            elif isinstance(given, list | tuple):
+                supplied.extend(item for item in given if isinstance(item, Mapping))
+    rows.extend({bound_to.get(key, key): value for key, value in item.items()}
+                for item in supplied)
     return rows
 
 

@@ -206,16 +206,6 @@ class Scheduler:
         # Ties go to the host name, so the choice is deterministic for tests and logs.
         return max(fitting, key=lambda c: (c.free_gb, c.host)).host
 
-    def host_removed(self, host: str) -> bool:
-        """Whether no volume service row exists for ``host``: the scheduler only places
-        volumes on registered hosts, so this is a host given up with ``volmgr-manage
-        service remove``."""
-        try:
-            self.db.service_get(host, rpc.VOLUME_SERVICE)
-        except exception.NotFound:
-            return True
-        return False
-
     def require_up(self, host: str) -> None:
         """ServiceUnavailable (503) naming ``host`` when the volume service that owns a
         volume is down: stopped cleanly (it marked itself down), silent for
@@ -228,8 +218,10 @@ class Scheduler:
                 "removed with volmgr-manage service remove)")
 
     def removed_else_require_up(self, host: str) -> bool:
-        """True when ``host`` was removed (``host_removed``); else ``require_up``'s
-        check, from the same single read of its service row (what a delete asks)."""
+        """True when ``host`` has no volume service row: the scheduler only places
+        volumes on registered hosts, so it was given up with ``volmgr-manage service
+        remove``. Otherwise ``require_up``'s check (503 when it is down), from the same
+        single read of its service row."""
         try:
             service = self.db.service_get(host, rpc.VOLUME_SERVICE)
         except exception.NotFound:

@@ -98,9 +98,10 @@ class VolumeController:
     def list_volumes(self, req: ApiRequest, detail: bool) -> ApiResponse:
         listing = self._listing(req)
         project = self._project(req, listing)
-        page: dict[str, Any] = {"filters": listing.filters, "limit": listing.limit,
-                "marker": listing.marker, "offset": listing.offset, "sort": listing.sort,
-                "row_filter": listing.row_filter()}
+        page: dict[str, Any] = {
+            "filters": listing.filters, "limit": listing.limit, "marker": listing.marker,
+            "offset": listing.offset, "sort": listing.sort,
+            "row_filter": listing.row_filter()}
         attached: dict[str, list[Any]] = {}
         try:
             if detail:

@@ -153,9 +153,8 @@ class ManageableController:
                         "as os-vol-host-attr:host or the services list shows it")
         text = v.required_text(name, "host")
         host = manager_host(text, self.conf)
-        if host is None or self.ops.scheduler.host_removed(host):
+        if host is None or self.ops.scheduler.removed_else_require_up(host):
             raise exception.NotFound(f"Host {text} not found.")
-        self.ops.require_up(host)
         return host
 
     # -- manage ------------------------------------------------------------------------

@@ -108,18 +108,8 @@ def _ensure_usage_row(session: Session, project_id: str, resource: str) -> None:
         session.execute(postgresql.insert(_usage).values(values).on_conflict_do_nothing())
     elif dialect == "sqlite":
         session.execute(sqlite.insert(_usage).values(values).on_conflict_do_nothing())
-    elif dialect in ("mysql", "mariadb"):
+    else:  # MariaDB/MySQL, the third supported database
         session.execute(mysql.insert(_usage).values(values).prefix_with("IGNORE"))
-    else:  # pragma: no cover - the three databases above are the supported ones
-        exists = session.execute(sa.select(_usage.c.id).where(
-            _usage.c.project_id == project_id, _usage.c.resource == resource)).first()
-        if exists:
-            return
-        try:
-            with session.begin_nested():
-                session.execute(sa.insert(_usage).values(values))
-        except sa_exc.IntegrityError:
-            pass  # a concurrent request created it first; that row serves us too
 
 
 def reserve(session: Session, limits: Mapping[str, int], project_id: str,

@@ -100,13 +100,12 @@ def _access_clause(project_id: str | sa.BindParameter[str]) -> sa.ColumnElement[
 
 
 @functools.cache
-def _choose_statement(kind: str, scoped: bool) -> sa.Select[Any]:
-    """What ``volume_type_choose`` runs, built once per shape: building a statement
-    like this one costs more CPU than running it. ``kind`` "default" (parameters
+def _type_statement(kind: str, scoped: bool) -> sa.Select[Any]:
+    """A live type, built once per shape (building a statement costs more CPU than
+    running it). ``kind`` "id" or "name" (parameter ``key``), or "default" (parameters
     ``project_id`` and ``default_name``: the project's own default type, else the
-    configured one, which sorts last), "id" or "name" (parameter ``key``); ``scoped``
-    adds the access check for the project in parameter ``scope``. The row is the type
-    and whether it has an encryption record."""
+    configured one, which sorts last); ``scoped`` adds the access check for the project
+    in parameter ``scope``."""
     volume_type = models.VolumeType
     if kind == "default":
         defaults = models.DefaultVolumeType
@@ -123,36 +122,28 @@ def _choose_statement(kind: str, scoped: bool) -> sa.Select[Any]:
                                              volume_type.deleted == sa.false())
     if scoped:
         query = query.where(_access_clause(sa.bindparam("scope")))
-    encrypted = sa.exists().where(
-        models.Encryption.volume_type_id == volume_type.id,
-        models.Encryption.deleted == sa.false()).label("encrypted")
-    return (query.add_columns(encrypted).options(orm.raiseload(volume_type.qos_specs))
-            .limit(1))
-
-
-def _by_id(type_id: str, project_id: str | None) -> sa.Select[Any]:
-    query = sa.select(models.VolumeType).where(models.VolumeType.id == type_id,
-                                               models.VolumeType.deleted == sa.false())
-    if project_id is not None:
-        query = query.where(_access_clause(project_id))
-    return query
-
-
-def _by_name(name: str, project_id: str | None) -> sa.Select[Any]:
-    query = sa.select(models.VolumeType).where(models.VolumeType.name == name,
-                                               models.VolumeType.deleted == sa.false())
-    if project_id is not None:
-        query = query.where(_access_clause(project_id))
     return query.limit(1)
+
+
+@functools.cache
+def _choose_statement(kind: str, scoped: bool) -> sa.Select[Any]:
+    """``_type_statement`` plus whether the type has an encryption record, without its
+    QoS specs (reading them raises): what a create needs, in one statement."""
+    encrypted = sa.exists().where(
+        models.Encryption.volume_type_id == models.VolumeType.id,
+        models.Encryption.deleted == sa.false()).label("encrypted")
+    return (_type_statement(kind, scoped).add_columns(encrypted)
+            .options(orm.raiseload(models.VolumeType.qos_specs)))
 
 
 def get_type(session: Session, type_id: str, *, project_id: str | None = None,
              lock: bool = False) -> models.VolumeType:
     """A live type by id; with ``project_id``, only if that project may see it."""
-    query = _by_id(type_id, project_id)
+    query = _type_statement("id", project_id is not None)
     if lock:
         query = query.with_for_update()
-    volume_type = session.execute(query).scalar_one_or_none()
+    volume_type = session.execute(query, {"key": type_id, "scope": project_id}
+                                  ).scalar_one_or_none()
     if volume_type is None:
         raise exception.VolumeTypeNotFound(volume_type_id=type_id)
     return volume_type
@@ -160,7 +151,8 @@ def get_type(session: Session, type_id: str, *, project_id: str | None = None,
 
 def get_type_by_name(session: Session, name: str, *,
                      project_id: str | None = None) -> models.VolumeType | None:
-    return session.execute(_by_name(name, project_id)).scalar_one_or_none()
+    return session.execute(_type_statement("name", project_id is not None),
+                           {"key": name, "scope": project_id}).scalar_one_or_none()
 
 
 def _name_taken(session: Session, name: str, but: str | None = None) -> bool:
@@ -249,22 +241,20 @@ class TypeQueries(DatabaseCore):
         are not loaded (a create does not use them; reading them raises). The
         statements are built once (``_choose_statement``)."""
         def first(session: Session, kind: str, scope: str | None,
-                  **params: str) -> tuple[Any, bool] | None:
-            statement = _choose_statement(kind, scope is not None)
-            row = session.execute(statement, {**params, "scope": scope}).first()
+                  params: Mapping[str, str | None]) -> tuple[Any, bool] | None:
+            row = session.execute(_choose_statement(kind, scope is not None),
+                                  {**params, "scope": scope}).first()
             return None if row is None else (row[0], bool(row[1]))
 
         def work(session: Session) -> tuple[models.VolumeType, bool]:
             if name_or_id is None:
-                found = (first(session, "default", None, project_id=project_id,
-                               default_name=self.default_volume_type) if project_id
-                         else first(session, "name", None, key=self.default_volume_type))
+                found = first(session, *self._default_lookup(project_id))
                 if found is None:
                     raise self._default_missing()
                 return found
             scope = None if is_admin else project_id
-            found = (first(session, "id", scope, key=name_or_id)
-                     or first(session, "name", scope, key=name_or_id))
+            found = (first(session, "id", scope, {"key": name_or_id})
+                     or first(session, "name", scope, {"key": name_or_id}))
             if found is None:
                 raise exception.VolumeTypeNotFound(volume_type_id=name_or_id)
             return found
@@ -276,20 +266,14 @@ class TypeQueries(DatabaseCore):
         type does not exist."""
         return self.run(lambda session: self._default_type(session, project_id))
 
-    def _default_query(self, project_id: str | None) -> sa.Select[Any]:
-        """The project's own default type if it has one, else the configured one: one
-        query (the project's row sorts first)."""
-        if not project_id:
-            return _by_name(self.default_volume_type, None)
-        defaults = models.DefaultVolumeType
-        return (sa.select(models.VolumeType).outerjoin(defaults, sa.and_(
-                    defaults.volume_type_id == models.VolumeType.id,
-                    defaults.project_id == project_id))
-                .where(models.VolumeType.deleted == sa.false(),
-                       sa.or_(defaults.project_id.is_not(None),
-                              models.VolumeType.name == self.default_volume_type))
-                .order_by(sa.case((defaults.project_id.is_not(None), 0), else_=1))
-                .limit(1))
+    def _default_lookup(self, project_id: str | None
+                        ) -> tuple[str, None, dict[str, str | None]]:
+        """How to find the default type (``_type_statement`` kind, scope, parameters):
+        the project's own if it has one, else the configured one."""
+        if project_id:
+            return "default", None, {"project_id": project_id,
+                                      "default_name": self.default_volume_type}
+        return "name", None, {"key": self.default_volume_type}
 
     def _default_missing(self) -> exception.VolumeTypeNotFound:
         return exception.VolumeTypeNotFound(
@@ -298,7 +282,8 @@ class TypeQueries(DatabaseCore):
             volume_type_id=self.default_volume_type)
 
     def _default_type(self, session: Session, project_id: str | None) -> models.VolumeType:
-        found = session.execute(self._default_query(project_id)).scalar_one_or_none()
+        kind, _, params = self._default_lookup(project_id)
+        found = session.execute(_type_statement(kind, False), params).scalar_one_or_none()
         if found is None:
             raise self._default_missing()
         return found

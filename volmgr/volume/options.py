@@ -57,8 +57,9 @@ volume_opts = [
                help="Scheduling priority increment volmgr-volume gives itself at start-up "
                "(as nice(1) does); the LVM commands and shells it runs inherit it. On a "
                "host that also runs volmgr-api and the database, a positive value lets "
-               "API requests preempt storage work: throughput stays what the CPU allows, "
-               "request latency drops. 0 leaves the priority alone."),
+               "API requests preempt storage work: measured, the median API answer "
+               "halved, its tail did not move and throughput fell a little "
+               "(docs/performance.md). 0 leaves the priority alone."),
     cfg.IntOpt("reconcile_interval", default=300, min=0,
                help="Seconds between comparisons of this host's exports and volumes with "
                "the database: missing or drifted exports of attached volumes are "
