@@ -31,6 +31,7 @@ setup(
         "waitress>=3.0",
         "tqdm>=4.66",
         "prometheus_client>=0.20",
+        "orjson>=3.9",
     ],
     extras_require={
         "keystone": ["keystonemiddleware>=10.0"],

@@ -30,7 +30,7 @@ from volmgr.api.v3_base import (
 )
 from volmgr.api.v3_info import display_host
 from volmgr.api.v3_metadata import MetadataResource
-from volmgr.api.v3_views import volume_summary_view, volume_view
+from volmgr.api.v3_views import VolumeShape, volume_summary_view, volume_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
 from volmgr.db import Database, models, types
 
@@ -114,10 +114,12 @@ class VolumeController:
                 from None
         encrypted = (self.db.volume_types_encrypted(vol.volume_type_id for vol in volumes)
                      if detail else set())
-        views = [volume_view(req, vol, self.host_view,
-                             encrypted=vol.volume_type_id in encrypted,
-                             attached=attached.get(vol.id, ())) if detail
-                 else volume_summary_view(req, vol) for vol in volumes]
+        if detail:
+            shape = VolumeShape(req, self.host_view)
+            views = [shape.view(vol, encrypted=vol.volume_type_id in encrypted,
+                                attached=attached.get(vol.id, ())) for vol in volumes]
+        else:
+            views = [volume_summary_view(req, vol) for vol in volumes]
         body: dict[str, Any] = {"volumes": views}
         if volumes and len(volumes) == listing.limit:
             body["volumes_links"] = next_link(req, volumes[-1].id)

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET  # builds documents; defusedxml parses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 import webob
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
@@ -252,8 +253,18 @@ def render(http: webob.Request | None, response: ApiResponse, fmt: str,
         return answer
     answer.content_type = "application/json"
     answer.charset = None
-    answer.body = json.dumps(response.body).encode("utf-8")
+    answer.body = json_bytes(response.body)
     return answer
+
+
+def json_bytes(body: Any) -> bytes:
+    """``body`` as UTF-8 JSON. orjson encodes a detail listing of 1,000 volumes about
+    twenty times faster than the standard library (docs/performance.md); the standard
+    library still takes what orjson refuses (an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(body).encode("utf-8")
 
 
 def local_name(tag: str) -> str:
