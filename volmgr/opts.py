@@ -14,20 +14,19 @@ from oslo_config import cfg
 def list_opts() -> list[tuple[str, Iterable[cfg.Opt]]]:
     from volmgr import config, log
     from volmgr.api import options as api_options
-    from volmgr.api import scheduler, v3_messages
     from volmgr.db import engine
     from volmgr.db import types as db_types
     from volmgr.volume import options as volume_options
 
     return [
         ("DEFAULT", list(itertools.chain(config.core_opts, log.log_opts,
-                                          v3_messages.message_opts,
+                                          api_options.message_opts,
                                           db_types.type_opts))),
         ("quota", config.quota_opts),
         ("database", engine.database_opts),
         ("api", api_options.api_opts),
         ("volume", list(itertools.chain(volume_options.volume_opts,
-                                        scheduler.backend_opts))),
+                                        volume_options.backend_opts))),
         ("lvm", volume_options.lvm_opts),
         ("file", volume_options.file_opts),
         ("upgrade_levels", volume_options.upgrade_opts),

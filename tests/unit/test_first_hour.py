@@ -137,6 +137,25 @@ def test_each_layer_imports_only_what_the_architecture_allows() -> None:
     assert broken == []
 
 
+def test_a_manager_registering_every_option_loads_nothing_of_the_api() -> None:
+    """``volmgr-volume`` registers every option (``volmgr.opts``); options the API
+    owns live in ``volmgr.api.options``, so that loads none of the API's modules (nor
+    WebOb, defusedxml, orjson): what the idle manager's memory is made of
+    (docs/performance.md)."""
+    import subprocess
+    import sys
+    probe = ("import sys\n"
+             "from volmgr import config\n"
+             "from volmgr.volume.service import VolumeService\n"
+             "import volmgr.cmd.volume\n"
+             "config.parse_args([], config.new_conf())\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith("
+             "('volmgr.api.', 'webob', 'defusedxml', 'orjson')))))\n")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT).stdout.split()
+    assert loaded == ["volmgr.api.options"]
+
+
 # -- volmgr-all: flags, iSCSI only when asked, the banner, failed start-ups, the demo ----
 
 import socket  # noqa: E402

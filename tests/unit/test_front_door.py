@@ -357,8 +357,8 @@ def test_6_the_serializer_itself_never_builds_a_broken_document() -> None:
 
 def test_6_json_answers_carry_whatever_the_standard_library_would() -> None:
     """JSON answers are encoded by orjson for speed; what it refuses on its own (an
-    integer beyond 64 bits, a non-string key, a lone surrogate in old rows) still renders, as the standard library
-    renders it."""
+    integer beyond 64 bits, a non-string key, a lone surrogate in old rows) still
+    renders, as the standard library renders it."""
     from volmgr.api import wsgi
     body = {"quota_set": {"gigabytes": 2**70, "id": "p"}, "by_size": {1: "one"},
             "name": IN_JSON}

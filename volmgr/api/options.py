@@ -46,3 +46,12 @@ api_opts = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(api_opts, group="api")
+
+#: ``[DEFAULT]`` options the API owns (here, not in the modules that read them, so that
+#: a manager registering every option imports nothing of the API).
+message_opts = [
+    cfg.IntOpt("message_ttl", default=2592000, min=1,
+               help="Seconds a user message (Block Storage v3 /messages: why a request "
+               "ended in error) is kept and shown after it was written; older messages "
+               "are purged."),
+]

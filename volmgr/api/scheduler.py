@@ -35,14 +35,6 @@ STORAGE_PROTOCOL = "iSCSI"
 MULTIATTACH = True
 ONLINE_EXTEND = True
 
-backend_opts = [
-    cfg.StrOpt("volume_backend_name",
-               help="Name of this deployment's storage backend as the Block Storage API "
-               "shows it: volume hosts appear as '<host>@<backend>#<backend>' (one pool "
-               "per backend, named like it), and volume types may ask for it with the "
-               "extra spec 'volume_backend_name'. Default: the driver's name ('lvm' or "
-               "'file'). Set the same value on the API and the volume nodes."),
-]
 
 
 def backend_name(conf: cfg.ConfigOpts) -> str:

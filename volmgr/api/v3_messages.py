@@ -16,20 +16,11 @@ import datetime
 import time
 from typing import Any
 
-from oslo_config import cfg
-
 from volmgr.api import v3_listing
 from volmgr.api.seed import timestamp
 from volmgr.api.v3_base import V3Deps, links, next_link, prefixed
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
 from volmgr.db import messages, models
-
-message_opts = [
-    cfg.IntOpt("message_ttl", default=2592000, min=1,
-               help="Seconds a user message (Block Storage v3 /messages: why a request "
-               "ended in error) is kept and shown after it was written; older messages "
-               "are purged."),
-]
 
 #: Seconds between two purges of expired messages by one API process.
 PURGE_INTERVAL = 300.0
