@@ -27,6 +27,7 @@ from volmgr.api.scheduler import Scheduler
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
 from volmgr.db.core import NEWEST_FIRST, SortOrder
+from volmgr.db.volumes import DetailPage
 from volmgr.volume import rpcapi as rpcapi_mod
 
 LOG = logging.getLogger(__name__)
@@ -97,9 +98,9 @@ class ApiOperations:
             filters: Mapping[str, Any] | None = None, limit: int | None = None,
             marker: str | None = None, offset: int = 0, sort: SortOrder = NEWEST_FIRST,
             row_filter: Callable[[models.Volume], bool] | None = None,
-    ) -> tuple[list[models.Volume], dict[str, list[Any]]]:
-        """``list_volumes`` with each volume's attached attachments, for a detail
-        listing (``db.volume_list_attached``)."""
+    ) -> DetailPage:
+        """``list_volumes`` with what a detail listing shows besides the rows
+        (``db.volume_list_attached``)."""
         return self.db.volume_list_attached(
             self._listed_project(ctx, project_id), filters=filters, limit=limit,
             marker=marker, offset=offset, sort=sort, row_filter=row_filter)

@@ -103,17 +103,17 @@ class VolumeController:
             "offset": listing.offset, "sort": listing.sort,
             "row_filter": listing.row_filter()}
         attached: dict[str, list[Any]] = {}
+        encrypted: set[str] = set()
         try:
             if detail:
-                volumes, attached = self.ops.list_volumes_attached(req.ctx, project, **page)
+                volumes, attached, encrypted = self.ops.list_volumes_attached(
+                    req.ctx, project, **page)
             else:
                 volumes = self.ops.list_volumes(req.ctx, project, attachments=False,
                                                 **page)
         except exception.VolumeNotFound:
             raise exception.NotFound(f"Marker {listing.marker} could not be found.") \
                 from None
-        encrypted = (self.db.volume_types_encrypted(vol.volume_type_id for vol in volumes)
-                     if detail else set())
         if detail:
             shape = VolumeShape(req, self.host_view)
             views = [shape.view(vol, encrypted=vol.volume_type_id in encrypted,

@@ -126,10 +126,12 @@ def volume_view(req: ApiRequest, volume: models.Volume, host_view: HostView, *,
 def _volume_metadata(volume: models.Volume) -> dict[str, Any]:
     """The owner's metadata, plus the service-owned ``readonly`` flag once it was set
     (shown there, read-only, as the reference service does)."""
-    metadata = dict(volume.metadata_ or {})
-    readonly = (volume.admin_metadata or {}).get("readonly")
-    if readonly is not None:
-        metadata["readonly"] = readonly
+    metadata = dict(volume.metadata_) if volume.metadata_ else {}
+    admin_metadata = volume.admin_metadata
+    if admin_metadata:
+        readonly = admin_metadata.get("readonly")
+        if readonly is not None:
+            metadata["readonly"] = readonly
     return metadata
 
 

@@ -155,8 +155,11 @@ def list_live(
             after.append(sa.and_(*equal_before, beyond))
         query = query.where(sa.or_(*after))
     query = query.order_by(*(e.asc() if d == "asc" else e.desc() for e, d in expressions))
+    # Rows come straight from the connection: the session's ORM result processing
+    # has nothing to do for them but costs a listing of 1,000 a few milliseconds.
+    execute = session.connection().execute if as_rows else session.execute
     if row_filter is not None:
-        found = session.execute(query)
+        found = execute(query)
         rows = [row for row in (found if as_rows else found.scalars()) if row_filter(row)]
         end = None if limit is None else offset + limit
         return rows[offset:end]
@@ -164,7 +167,7 @@ def list_live(
         query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    found = session.execute(query)
+    found = execute(query)
     return list(found if as_rows else found.scalars())
 
 

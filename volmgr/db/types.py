@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from volmgr import exception, states
 from volmgr.db import models
 from volmgr.db.core import DatabaseCore, SortOrder, conditional_update, list_live
-from volmgr.db.volumes import get_volume, lock_volume
+from volmgr.db.volumes import encrypted_types, get_volume, lock_volume
 
 #: The type every fresh database has (migration 0004), as in the reference service.
 DEFAULT_TYPE_NAME = "__DEFAULT__"
@@ -295,15 +295,10 @@ class TypeQueries(DatabaseCore):
     def volume_types_encrypted(self, ids: Iterable[str | None]) -> set[str]:
         """Which of the type ids have an encryption record (a volume view's
         ``encrypted``)."""
-        wanted = {type_id for type_id in ids if type_id}
+        wanted = [type_id for type_id in ids if type_id]
         if not wanted:
             return set()
-
-        def work(session: Session) -> set[str]:
-            return set(session.execute(sa.select(models.Encryption.volume_type_id).where(
-                models.Encryption.volume_type_id.in_(sorted(wanted)),
-                models.Encryption.deleted == sa.false())).scalars())
-        return self.run(work)
+        return self.run(lambda session: encrypted_types(session, wanted))
 
     # -- Types ------------------------------------------------------------------------
 

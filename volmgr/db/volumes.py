@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -111,6 +111,32 @@ def attached_by_volume(session: Session,
         for row in session.execute(batch):
             found.setdefault(row.volume_id, []).append(row)
     return found
+
+
+@functools.cache
+def _encrypted_statement() -> sa.Select[Any]:
+    encryption = models.table(models.Encryption)
+    return sa.select(encryption.c.volume_type_id).where(
+        encryption.c.volume_type_id.in_(sa.bindparam("type_ids", expanding=True)),
+        encryption.c.deleted == sa.false())
+
+
+def encrypted_types(session: Session, type_ids: Iterable[str | None]) -> set[str]:
+    """Which of ``type_ids`` have a live encryption record (a volume view's
+    ``encrypted``); one query, none when no id is given."""
+    wanted = sorted({type_id for type_id in type_ids if type_id})
+    if not wanted:
+        return set()
+    return set(session.execute(_encrypted_statement(), {"type_ids": wanted}).scalars())
+
+
+class DetailPage(NamedTuple):
+    """What a detail listing shows: the page's volumes (read-only rows), each one's
+    attached attachments by volume id, and which of their types are encrypted."""
+
+    volumes: list[models.Volume]
+    attached: dict[str, list[sa.Row[Any]]]
+    encrypted_types: set[str]
 
 
 def transition_or_raise(session: Session, volume_id: str, expected: Sequence[str],
@@ -254,18 +280,18 @@ class VolumeQueries(DatabaseCore):
             filters: Mapping[str, Any] | None = None, limit: int | None = None,
             marker: str | None = None, offset: int = 0, sort: SortOrder = NEWEST_FIRST,
             row_filter: Callable[[models.Volume], bool] | None = None,
-    ) -> tuple[list[models.Volume], dict[str, list[sa.Row[Any]]]]:
+    ) -> DetailPage:
         """``volume_list(attachments=False)`` (read-only rows), plus each listed volume's
-        attached attachments (``attach_status`` = attached) as plain rows, read in the
-        same transaction by one query: what a detail listing shows. Loading every
-        volume's attachments through the relationship cost about a third of the CPU of
-        a detail listing of 1,000 volumes (docs/performance.md)."""
-        def work(session: Session) -> tuple[list[models.Volume],
-                                            dict[str, list[sa.Row[Any]]]]:
+        attached attachments (``attach_status`` = attached) as plain rows and which of
+        their types are encrypted, read in the same transaction: what a detail listing
+        shows. Loading every volume's attachments through the relationship cost about a
+        third of the CPU of a detail listing of 1,000 volumes (docs/performance.md)."""
+        def work(session: Session) -> DetailPage:
             volumes = self._volume_page(
                 session, project_id, filters=filters, limit=limit, marker=marker,
                 offset=offset, sort=sort, row_filter=row_filter, attachments=False)
-            return volumes, attached_by_volume(session, [v.id for v in volumes])
+            return DetailPage(volumes, attached_by_volume(session, [v.id for v in volumes]),
+                              encrypted_types(session, (v.volume_type_id for v in volumes)))
         return self.run(work)
 
     @staticmethod
