@@ -160,7 +160,8 @@ def list_live(
     execute = session.connection().execute if as_rows else session.execute
     if row_filter is not None:
         found = execute(query)
-        rows = [row for row in (found if as_rows else found.scalars()) if row_filter(row)]
+        rows = [row for row in (found.all() if as_rows else found.scalars())
+                if row_filter(row)]
         end = None if limit is None else offset + limit
         return rows[offset:end]
     if offset:
@@ -168,7 +169,7 @@ def list_live(
     if limit is not None:
         query = query.limit(limit)
     found = execute(query)
-    return list(found if as_rows else found.scalars())
+    return list(found.all()) if as_rows else list(found.scalars())
 
 
 @functools.lru_cache(maxsize=256)
