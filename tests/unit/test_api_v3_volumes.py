@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import webob
 
 from tests.unit import api_helpers as h
@@ -125,6 +126,30 @@ def test_a_clone_takes_the_source_size_and_host_and_casts_with_the_source(
     refused = h.call(app, "DELETE", f"/v3/p1/volumes/{source}")
     assert refused.status_int == 400
     assert "cloned" in refused.json["badRequest"]["message"]
+
+
+def test_a_create_and_a_delete_are_one_transaction_each_and_cast_after_it(
+        app: Any, db: Database, rpcapi: h.RecordingRPC) -> None:
+    """The type, the hosts, the quota and the insert (the row, the host check and the
+    guarded write for a delete) commit together; the manager is told only afterwards,
+    so it always finds the row (docs/performance.md, "one transaction per request")."""
+    events: list[str] = []
+    sa.event.listen(db.engine, "begin", lambda *args: events.append("begin"))
+    sa.event.listen(db.engine, "commit", lambda *args: events.append("commit"))
+    real_cast = rpcapi.create_volume
+
+    def recording_create(*args: Any, **kwargs: Any) -> None:
+        events.append("cast")
+        real_cast(*args, **kwargs)
+    rpcapi.create_volume = recording_create  # type: ignore[method-assign]
+    volume_id = create(app)["id"]
+    assert events == ["begin", "commit", "cast"]
+    h.finish(db, volume_id)
+    events.clear()
+    assert h.call(app, "DELETE", f"/v3/p1/volumes/{volume_id}").status_int == 202
+    assert events == ["begin", "commit"]
+    assert (rpcapi.casts[-1].method, rpcapi.casts[-1].args["volume_id"]) == (
+        "delete_volume", volume_id)
 
 
 def test_multiattach_in_the_body_is_refused_with_a_pointer_to_types(app: Any) -> None:

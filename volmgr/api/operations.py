@@ -26,6 +26,7 @@ from volmgr import exception, states
 from volmgr.api.scheduler import Scheduler
 from volmgr.context import RequestContext
 from volmgr.db import Database, models
+from volmgr.db import types as db_types
 from volmgr.db.core import NEWEST_FIRST, SortOrder
 from volmgr.db.volumes import DetailPage
 from volmgr.volume import rpcapi as rpcapi_mod
@@ -146,14 +147,55 @@ class ApiOperations:
                       metadata: Mapping[str, str] | None = None,
                       availability_zone: str | None = None,
                       volume_type: str | None = None,
-                      volume_type_id: str | None = None,
-                      extra_specs: Mapping[str, str] | None = None,
-                      multiattach: bool = False,
                       snapshot_id: str | None = None,
                       source_volid: str | None = None) -> models.Volume:
-        """Write the new volume (with its quota) and cast its creation. ``size`` may be
-        None when the volume is made from a snapshot or a source volume: it then has
-        their size. ``extra_specs`` are the type's, when the caller already read them."""
+        """Write the new volume (with its quota) and cast its creation, ``volume_type``
+        kept as given (the Compute 1.1 face). ``size`` may be None when the volume is
+        made from a snapshot or a source volume: it then has their size."""
+        volume, host = self.db.run_together(lambda: self._write_volume(
+            ctx, size=size, name=name, description=description, metadata=metadata,
+            availability_zone=availability_zone, volume_type=volume_type,
+            snapshot_id=snapshot_id, source_volid=source_volid))
+        self._cast_create(ctx, volume, host)
+        return volume
+
+    def create_typed_volume(self, ctx: RequestContext, *, size: int | None,
+                            type_name_or_id: str | None,
+                            name: str | None = None,
+                            description: str | None = None,
+                            metadata: Mapping[str, str] | None = None,
+                            availability_zone: str | None = None,
+                            snapshot_id: str | None = None,
+                            source_volid: str | None = None,
+                            ) -> tuple[models.Volume, bool]:
+        """``create_volume`` of a volume type (the Block Storage v3 face): the type named
+        (or the default one), its extra specs matched against the hosts, its
+        ``multiattach`` spec on the row. The type, the hosts, the quota and the insert
+        are one transaction. Returns the volume and whether its type is encrypted."""
+        def write() -> tuple[models.Volume, str | None, bool]:
+            chosen, encrypted = self.db.volume_type_choose(
+                type_name_or_id, project_id=ctx.project_id, is_admin=ctx.is_admin)
+            volume, host = self._write_volume(
+                ctx, size=size, name=name, description=description, metadata=metadata,
+                availability_zone=availability_zone, volume_type=chosen.name,
+                volume_type_id=chosen.id, extra_specs=dict(chosen.extra_specs or {}),
+                multiattach=db_types.is_multiattach(chosen), snapshot_id=snapshot_id,
+                source_volid=source_volid)
+            return volume, host, encrypted
+        volume, host, encrypted = self.db.run_together(write)
+        self._cast_create(ctx, volume, host)
+        return volume, encrypted
+
+    def _write_volume(self, ctx: RequestContext, *, size: int | None,
+                      name: str | None, description: str | None,
+                      metadata: Mapping[str, str] | None,
+                      availability_zone: str | None, volume_type: str | None,
+                      volume_type_id: str | None = None,
+                      extra_specs: Mapping[str, str] | None = None,
+                      multiattach: bool = False, snapshot_id: str | None = None,
+                      source_volid: str | None = None) -> tuple[models.Volume, str | None]:
+        """The new row (quota reserved) and the host that will make it; host None when
+        no host could take it (the row is then born in ``error``, holding no quota)."""
         zone = self.conf.storage_availability_zone
         if availability_zone not in (None, zone):
             raise exception.InvalidInput(
@@ -213,29 +255,41 @@ class ApiOperations:
             multiattach=multiattach)
         if host is None:
             LOG.warning("Volume %s could not be scheduled: %s", volume.id, reason)
-            return volume
+        return volume, host
+
+    def _cast_create(self, ctx: RequestContext, volume: models.Volume,
+                     host: str | None) -> None:
+        """The create's cast, once its row is committed (none for a row born in error)."""
+        if host is None:
+            return
         self._cast(ctx, "create_volume", volume.id,
                    lambda: self.rpcapi.create_volume(ctx, host, volume.id,
-                                                     snapshot_id=snapshot_id,
-                                                     source_volid=source_volid))
-        return volume
+                                                     snapshot_id=volume.snapshot_id,
+                                                     source_volid=volume.source_volid))
 
     def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
-        volume = self.db.volume_get(volume_id, scope(ctx), attachments=False)
-        removed = (volume.host is not None
-                   and self.scheduler.removed_else_require_up(volume.host))
-        self.db.volume_transition_or_raise(
-            volume_id, states.CAN_DELETE_FROM,
-            {"status": states.DELETING, "status_reason": None, "recovery_attempts": 0},
-            project_id=scope(ctx), no_attachments=True, no_snapshots=True)
-        host = volume.host
-        if host is None or removed:
-            # Never scheduled, or its host was given up (volmgr-manage service remove):
-            # nothing exists on any backend a manager can reach, and no manager owns it.
-            self.db.volume_destroy(volume_id)
-            return
-        self._cast(ctx, "delete_volume", volume_id,
-                   lambda: self.rpcapi.delete_volume(ctx, host, volume_id))
+        def write() -> str | None:
+            """The host to cast to; None when the row was destroyed here."""
+            volume = self.db.volume_get(volume_id, scope(ctx), attachments=False)
+            removed = (volume.host is not None
+                       and self.scheduler.removed_else_require_up(volume.host))
+            self.db.volume_transition_or_raise(
+                volume_id, states.CAN_DELETE_FROM,
+                {"status": states.DELETING, "status_reason": None,
+                 "recovery_attempts": 0},
+                project_id=scope(ctx), no_attachments=True, no_snapshots=True)
+            if volume.host is None or removed:
+                # Never scheduled, or its host was given up (volmgr-manage service
+                # remove): nothing exists on any backend a manager can reach, and no
+                # manager owns it.
+                self.db.volume_destroy(volume_id)
+                return None
+            return volume.host
+        # The read, the host check and the guarded write are one transaction.
+        host = self.db.run_together(write)
+        if host is not None:
+            self._cast(ctx, "delete_volume", volume_id,
+                       lambda: self.rpcapi.delete_volume(ctx, host, volume_id))
 
     def extend_volume(self, ctx: RequestContext, volume_id: str, new_size: int, *,
                       allow_in_use: bool = False) -> None:

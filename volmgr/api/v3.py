@@ -32,7 +32,7 @@ from volmgr.api.v3_info import display_host
 from volmgr.api.v3_metadata import MetadataResource
 from volmgr.api.v3_views import VolumeShape, volume_summary_view, volume_view
 from volmgr.api.wsgi import ApiRequest, ApiResponse, Router
-from volmgr.db import Database, models, types
+from volmgr.db import Database, models
 
 _CREATE_FIELDS = ("size", "name", "description", "display_name", "display_description",
                   "volume_type", "availability_zone", "metadata", "snapshot_id",
@@ -176,19 +176,14 @@ class VolumeController:
         size = None
         if size_value is not None or not (snapshot_id or source_volid):
             size = v.size(size_value, self.max_volume_size)
-        volume_type, encrypted = self.db.volume_type_choose(
-            v.text(body.get("volume_type"), "volume_type"),
-            project_id=req.ctx.project_id, is_admin=req.ctx.is_admin)
-        volume = self.ops.create_volume(
+        volume, encrypted = self.ops.create_typed_volume(
             req.ctx, size=size,
+            type_name_or_id=v.text(body.get("volume_type"), "volume_type"),
             name=v.text(body.get("name", body.get("display_name")), "name"),
             description=v.text(body.get("description", body.get("display_description")),
                                "description", v.MAX_DESCRIPTION),
             metadata=v.metadata(body.get("metadata")),
             availability_zone=v.text(body.get("availability_zone"), "availability_zone"),
-            volume_type=volume_type.name, volume_type_id=volume_type.id,
-            extra_specs=dict(volume_type.extra_specs or {}),
-            multiattach=types.is_multiattach(volume_type),
             snapshot_id=_reference(snapshot_id, "snapshot_id"),
             source_volid=_reference(source_volid, "source_volid"))
         return ApiResponse(202, {"volume": volume_view(req, volume, self.host_view,

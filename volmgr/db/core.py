@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -52,6 +53,7 @@ class DatabaseCore:
         self.max_retries = max_retries
         self.quota_limits: dict[str, int] = dict(quota_limits or {})
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        self._shared = threading.local()  # the session of run_together, per thread
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -60,7 +62,33 @@ class DatabaseCore:
             yield session
 
     def run(self, work: Callable[[Session], T]) -> T:
-        """Run ``work(session)`` in a transaction, re-running it on transient failures."""
+        """Run ``work(session)`` in a transaction, re-running it on transient failures.
+        Inside ``run_together`` it joins that transaction instead (and a transient
+        failure re-runs the whole unit)."""
+        shared: Session | None = getattr(self._shared, "session", None)
+        if shared is not None:
+            return work(shared)
+        return self._retried(work)
+
+    def run_together(self, work: Callable[[], T]) -> T:
+        """Run ``work()`` as one transaction: every ``run`` it makes on this thread, through
+        any query method, joins it, and a transient failure re-runs all of ``work``.
+        For a request that reads and then writes (a create reads its type and the
+        hosts, then reserves quota and inserts): one pool checkout, ping, BEGIN and
+        COMMIT instead of one each per read. ``work`` must not hold on to anything that
+        only a committed write makes true (a cast goes after this returns)."""
+        if getattr(self._shared, "session", None) is not None:
+            return work()
+
+        def joined(session: Session) -> T:
+            self._shared.session = session
+            try:
+                return work()
+            finally:
+                self._shared.session = None
+        return self._retried(joined)
+
+    def _retried(self, work: Callable[[Session], T]) -> T:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_retryable),
             stop=tenacity.stop_after_attempt(self.max_retries),
