@@ -194,14 +194,21 @@ class ManagerOperations:
             LOG.warning("Volume %s left 'creating' while it was created", volume_id)
 
     def delete_volume(self, ctx: RequestContext, volume_id: str) -> None:
-        volume = self._volume_in(volume_id, (states.DELETING,), "delete", attachments=False)
+        def read() -> tuple[models.Volume | None, list[str]]:
+            volume = self._volume_in(volume_id, (states.DELETING,), "delete",
+                                     attachments=False)
+            if volume is None:
+                return None, []
+            return volume, self.db.snapshot_ids_of(volume_id, states.SNAP_DELETING)
+        # The row and its snapshots being deleted with it, in one transaction.
+        volume, doomed_snapshots = self.db.run_together(read)
         if volume is None:
             return
         # A cascade delete moved the volume's snapshots to deleting with it. Their casts
         # may be dispatched after the volume's (the RPC server runs messages on several
         # threads), so the volume's delete removes them first, in its own turn; their
         # late casts then find nothing to do.
-        for snapshot_id in self.db.snapshot_ids_of(volume_id, states.SNAP_DELETING):
+        for snapshot_id in doomed_snapshots:
             self.delete_snapshot(ctx, snapshot_id)
         self.notifier.volume(ctx, "volume.delete.start", volume)
         ref = volume_ref(volume)
