@@ -24,6 +24,7 @@ from volmgr.db import models
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
+M = TypeVar("M", bound=models.Base)
 
 # PostgreSQL SQLSTATEs and MySQL error numbers that mean "run the transaction again".
 _PG_RETRY_CODES = {"40001", "40P01"}
@@ -198,6 +199,46 @@ def list_live(
         query = query.limit(limit)
     found = execute(query)
     return list(found.all()) if as_rows else list(found.scalars())
+
+
+@functools.cache
+def _insert_shape(model: type[models.Base]) -> tuple[sa.Insert, tuple[tuple[str, str, Any], ...]]:
+    """``insert_new``'s statement and, per column, (attribute name, column name, its
+    Python-side default), read from the mapping once per model."""
+    mapper = sa.inspect(model)
+    columns = []
+    for attr in mapper.column_attrs:
+        column = attr.columns[0]
+        default = column.default
+        if default is not None and not (default.is_callable or default.is_scalar):
+            raise TypeError(f"{model.__name__}.{attr.key}: insert_new takes Python-side "
+                            "defaults only")
+        columns.append((attr.key, column.key, default))
+    return models.table(model).insert(), tuple(columns)
+
+
+def insert_new(session: Session, model: type[M], **values: Any) -> M:
+    """Insert one row of ``model`` with a prebuilt Core INSERT and return it as an
+    object of ``model`` that is not in the session (read-only use: views, ids, casts).
+    Every column not given takes its Python-side default here, so the object holds
+    exactly the row written without a read back. The ORM's unit of work (add + flush)
+    cost twice as much CPU for the one row of a create."""
+    statement, columns = _insert_shape(model)
+    row: dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
+    for attribute, column, default in columns:
+        if attribute in values:
+            value = values[attribute]
+        elif default is None:
+            value = None
+        elif default.is_callable:
+            value = default.arg(None)
+        else:
+            value = default.arg
+        row[column] = value
+        attributes[attribute] = value
+    session.connection().execute(statement, row)
+    return model(**attributes)
 
 
 @functools.lru_cache(maxsize=256)

@@ -19,6 +19,7 @@ from volmgr.db.core import (
     DatabaseCore,
     SortOrder,
     conditional_update,
+    insert_new,
     list_live,
 )
 
@@ -245,7 +246,8 @@ class VolumeQueries(DatabaseCore):
             quota.reserve(session, self.quota_limits, project_id, deltas, volume_size=size)
             if not hold_quota:
                 quota.release(session, project_id, deltas)
-            volume = models.Volume(
+            volume = insert_new(
+                session, models.Volume,
                 project_id=project_id, user_id=user_id, size=size, status=status,
                 status_reason=status_reason, quota_held=hold_quota,
                 display_name=display_name, display_description=display_description,
@@ -253,10 +255,7 @@ class VolumeQueries(DatabaseCore):
                 volume_type=volume_type, snapshot_id=snapshot_id, host=host,
                 recovery_attempts=0, volume_type_id=volume_type_id,
                 source_volid=source_volid, multiattach=multiattach)
-            session.add(volume)
-            session.flush()
-            # Every column has a Python-side default, so the row is complete without
-            # reading it back; a new volume has no attachments.
+            # A new volume has no attachments.
             set_committed_value(volume, "attachments", [])
             if status == states.ERROR:
                 messages.record_unscheduled(session, volume)
