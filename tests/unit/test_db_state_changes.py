@@ -265,3 +265,17 @@ def test_a_first_reservation_that_another_request_committed_meanwhile_still_rese
     monkeypatch.setattr(quota, "_ensure_usage_row", committed_meanwhile)
     db.volume_create(project_id="fresh", user_id="u1", size=3)
     assert quota_usage(db, "fresh") == {"volumes": 2, "gigabytes": 4}
+
+
+def test_a_created_volume_is_exactly_the_row_written(db: Database) -> None:
+    """``volume_create`` returns the new row without reading it back (a Core INSERT
+    with the columns' Python-side defaults filled in by ``insert_new``): every column
+    of what it returns equals what a read of the row finds."""
+    created = db.volume_create(project_id="p1", user_id="u1", size=2, host="node1",
+                               display_name="n", metadata={"k": "v"})
+    stored = db.volume_get(created.id)
+    columns = [attr.key for attr in sa.inspect(models.Volume).column_attrs]
+    assert {key: getattr(created, key) for key in columns} == {
+        key: getattr(stored, key) for key in columns}
+    assert created.attachments == []
+    assert created.id and created.created_at is not None and created.deleted is False
