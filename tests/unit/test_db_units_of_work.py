@@ -82,3 +82,13 @@ def test_a_unit_inside_a_unit_is_part_of_it(db: Database) -> None:
     begins = _begins(db)
     db.run_together(lambda: db.run_together(lambda: _create(db)))
     assert begins[0] == 1
+
+
+def test_inserting_a_row_refuses_a_name_that_is_no_column(db: Database) -> None:
+    """``insert_new`` (the create's INSERT) writes only columns it knows: a misspelt
+    attribute is an error, not a value silently left out."""
+    from volmgr.db.core import insert_new
+    with pytest.raises(TypeError, match="no column sise"):
+        db.run(lambda session: insert_new(session, models.Volume, project_id="p1",
+                                          user_id="u", sise=1))
+    assert db.volume_list("p1") == []

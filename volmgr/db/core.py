@@ -224,6 +224,9 @@ def insert_new(session: Session, model: type[M], **values: Any) -> M:
     exactly the row written without a read back. The ORM's unit of work (add + flush)
     cost twice as much CPU for the one row of a create."""
     statement, columns = _insert_shape(model)
+    unknown = set(values) - {attribute for attribute, _, _ in columns}
+    if unknown:
+        raise TypeError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
     row: dict[str, Any] = {}
     attributes: dict[str, Any] = {}
     for attribute, column, default in columns:
