@@ -136,18 +136,18 @@ def test_a_create_and_a_delete_are_one_transaction_each_and_cast_after_it(
     events: list[str] = []
     sa.event.listen(db.engine, "begin", lambda *args: events.append("begin"))
     sa.event.listen(db.engine, "commit", lambda *args: events.append("commit"))
-    real_cast = rpcapi.create_volume
+    real_record = rpcapi._record
 
-    def recording_create(*args: Any, **kwargs: Any) -> None:
-        events.append("cast")
-        real_cast(*args, **kwargs)
-    rpcapi.create_volume = recording_create  # type: ignore[method-assign]
+    def recording(method: str, *args: Any, **kwargs: Any) -> None:
+        events.append(f"cast {method}")
+        real_record(method, *args, **kwargs)
+    rpcapi._record = recording  # type: ignore[method-assign]
     volume_id = create(app)["id"]
-    assert events == ["begin", "commit", "cast"]
+    assert events == ["begin", "commit", "cast create_volume"]
     h.finish(db, volume_id)
     events.clear()
     assert h.call(app, "DELETE", f"/v3/p1/volumes/{volume_id}").status_int == 202
-    assert events == ["begin", "commit"]
+    assert events == ["begin", "commit", "cast delete_volume"]
     assert (rpcapi.casts[-1].method, rpcapi.casts[-1].args["volume_id"]) == (
         "delete_volume", volume_id)
 

@@ -44,9 +44,6 @@ api_opts = [
 ]
 
 
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(api_opts, group="api")
-
 #: ``[DEFAULT]`` options the API owns (here, not in the modules that read them, so that
 #: a manager registering every option imports nothing of the API).
 message_opts = [
@@ -55,3 +52,7 @@ message_opts = [
                "ended in error) is kept and shown after it was written; older messages "
                "are purged."),
 ]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(api_opts, group="api")

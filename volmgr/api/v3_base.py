@@ -62,10 +62,16 @@ def project_of(req: ApiRequest) -> str:
 
 def links(req: ApiRequest, collection: str, item_id: str,
           project_id: str | None = None) -> list[dict[str, str]]:
-    base = req.http.host_url
-    project = project_id or project_of(req)
-    return [{"rel": "self", "href": f"{base}/v3/{project}/{collection}/{item_id}"},
-            {"rel": "bookmark", "href": f"{base}/{project}/{collection}/{item_id}"}]
+    return link_pair(req.http.host_url, project_id or project_of(req), collection,
+                     item_id)
+
+
+def link_pair(host_url: str, project: str, collection: str,
+              item_id: str) -> list[dict[str, str]]:
+    """An item's ``self`` and ``bookmark`` links, from the request's ``host_url``
+    (which a view of many items reads once)."""
+    return [{"rel": "self", "href": f"{host_url}/v3/{project}/{collection}/{item_id}"},
+            {"rel": "bookmark", "href": f"{host_url}/{project}/{collection}/{item_id}"}]
 
 
 def next_link(req: ApiRequest, last_id: str) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from volmgr import states
 from volmgr.api.seed import timestamp
-from volmgr.api.v3_base import links, project_of
+from volmgr.api.v3_base import link_pair, links, project_of
 from volmgr.api.wsgi import ApiRequest
 from volmgr.db import models
 
@@ -47,9 +47,7 @@ class VolumeShape:
         self.host_view = host_view
         self.extended = extended
         self.admin = req.ctx.is_admin
-        base = req.http.host_url
-        self._self_prefix = f"{base}/v3/"
-        self._bookmark_prefix = f"{base}/"
+        self._host_url = req.http.host_url
         self._default_project = project_of(req)
         # (field, value) pairs fixed for this request, in the order they appear.
         fixed: list[tuple[str, Any]] = []
@@ -86,11 +84,7 @@ class VolumeShape:
             "description": volume.display_description, "volume_type": volume.volume_type,
             "snapshot_id": volume.snapshot_id, "source_volid": volume.source_volid,
             "metadata": _volume_metadata(volume),
-            "links": [
-                {"rel": "self",
-                 "href": f"{self._self_prefix}{project}/volumes/{volume_id}"},
-                {"rel": "bookmark",
-                 "href": f"{self._bookmark_prefix}{project}/volumes/{volume_id}"}],
+            "links": link_pair(self._host_url, project, "volumes", volume_id),
             "user_id": volume.user_id, "bootable": "true" if volume.bootable else "false",
             "encrypted": encrypted, "replication_status": None,
             "consistencygroup_id": None, "multiattach": bool(volume.multiattach),

@@ -296,9 +296,7 @@ class TypeQueries(DatabaseCore):
         """Which of the type ids have an encryption record (a volume view's
         ``encrypted``)."""
         wanted = [type_id for type_id in ids if type_id]
-        if not wanted:
-            return set()
-        return self.run(lambda session: encrypted_types(session, wanted))
+        return self.run(lambda session: encrypted_types(session, wanted)) if wanted else set()
 
     # -- Types ------------------------------------------------------------------------
 

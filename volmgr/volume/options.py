@@ -76,6 +76,12 @@ volume_opts = [
                        help="Address the metrics endpoint listens on (metrics_port)."),
     cfg.IntOpt("graceful_shutdown_timeout", default=60, min=0,
                help="Seconds SIGTERM waits for in-flight operations before exiting."),
+    cfg.StrOpt("volume_backend_name",
+               help="Name of this deployment's storage backend as the Block Storage API "
+               "shows it: volume hosts appear as '<host>@<backend>#<backend>' (one pool "
+               "per backend, named like it), and volume types may ask for it with the "
+               "extra spec 'volume_backend_name'. Default: the driver's name ('lvm' or "
+               "'file'). Set the same value on the API and the volume nodes."),
 ]
 
 lvm_opts = [
@@ -122,13 +128,3 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(lvm_opts, group="lvm")
     conf.register_opts(file_opts, group="file")
     conf.register_opts(upgrade_opts, group="upgrade_levels")
-
-#: ``[volume]`` options read by the API and the managers alike.
-backend_opts = [
-    cfg.StrOpt("volume_backend_name",
-               help="Name of this deployment's storage backend as the Block Storage API "
-               "shows it: volume hosts appear as '<host>@<backend>#<backend>' (one pool "
-               "per backend, named like it), and volume types may ask for it with the "
-               "extra spec 'volume_backend_name'. Default: the driver's name ('lvm' or "
-               "'file'). Set the same value on the API and the volume nodes."),
-]
