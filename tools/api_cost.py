@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.unit import api_helpers as h
-from volmgr import config
+from volmgr import config, heap
 from volmgr.db import Database, migration
 
 DETAIL = "/v3/p1/volumes/detail?limit=1000"
@@ -37,7 +37,8 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(server: str, n: int, profile: int = 0) -> dict[str, float]:
+def measure(server: str, n: int, profile: int = 0,
+            freeze: bool = True) -> dict[str, float]:
     admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     name = "api_cost_" + uuid.uuid4().hex[:8]
     with admin.connect() as connection:
@@ -52,6 +53,8 @@ def measure(server: str, n: int, profile: int = 0) -> dict[str, float]:
         h.register_host(db, "node1", free=1_000_000)
         rpc = h.RecordingRPC()
         app = h.make_app(conf, db, rpc)
+        if freeze:  # as a volmgr-api worker does once it is built (volmgr.heap)
+            heap.freeze_startup_objects("api_cost")
         counts = {"statements": 0, "transactions": 0}
 
         def count(key: str) -> Any:
@@ -133,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="profile the creates and the listings with cProfile and "
                              "print this many of the costliest functions of each "
                              "(the CPU figures of such a run include the profiler)")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="leave the start-up objects to the garbage collector (as "
+                             "before docs/performance.md, change 18)")
     args = parser.parse_args(argv)
-    for key, value in measure(args.server, args.n, args.profile).items():
+    for key, value in measure(args.server, args.n, args.profile,
+                              freeze=not args.no_freeze).items():
         print(f"{key:26s} {value:8.2f}")
     return 0
 

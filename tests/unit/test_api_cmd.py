@@ -4,6 +4,7 @@ auth_strategy = keystone."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import webob
@@ -75,3 +76,18 @@ def test_each_worker_builds_its_app_with_database_and_transport_once(
     webob.Request.blank("/v3/p/volumes", headers={"X-Auth-Token": "u:p"}).get_response(app)
     assert app.ops.rpcapi is first
     assert first.cast_retry == conf.api.rpc_cast_retry
+
+
+def test_a_worker_exempts_what_it_built_from_garbage_collection(
+        conf: cfg.ConfigOpts, tmp_path: Any) -> None:
+    config_file = tmp_path / "api.conf"
+    config_file.write_text(f"[DEFAULT]\ntransport_url = fake://\n[database]\n"
+                           f"connection = {conf.database.connection}\n")
+    gc.unfreeze()
+    try:
+        app: Any = APIServer(config.parse_args(["--config-file", str(config_file)])).load()
+        tracked = {id(obj) for obj in gc.get_objects()}
+        assert gc.get_freeze_count() > 0
+        assert id(app) not in tracked and id(app.ops) not in tracked
+    finally:
+        gc.unfreeze()

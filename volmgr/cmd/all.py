@@ -31,7 +31,7 @@ from types import FrameType
 
 from oslo_config import cfg
 
-from volmgr import config, exception, log, rpc, states
+from volmgr import config, exception, heap, log, rpc, states
 from volmgr.api import auth, server
 from volmgr.api.app import build_app
 from volmgr.cmd import state
@@ -364,6 +364,7 @@ def _serve(conf: cfg.ConfigOpts) -> int:
     with _signals_held() as received:
         node = AllInOne(conf, _listen(conf))
         node.start()
+        heap.freeze_startup_objects(PROGRAM)
         try:
             print(_banner(conf, node.url), flush=True)
             signum = _wait_for_signal(received)

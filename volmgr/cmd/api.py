@@ -19,7 +19,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from oslo_config import cfg
 
-from volmgr import config, log, metrics
+from volmgr import config, heap, log, metrics
 from volmgr.api import auth
 
 LOG = logging.getLogger("volmgr.api")
@@ -64,6 +64,7 @@ class APIServer(BaseApplication):  # type: ignore[misc]
         from volmgr.api.app import build_app
 
         app = build_app(self.conf)
+        heap.freeze_startup_objects("volmgr-api worker")
         LOG.info("volmgr-api worker ready (auth_strategy=%s)", self.conf.auth_strategy)
         return app
 

@@ -18,7 +18,7 @@ from types import FrameType
 
 from oslo_config import cfg
 
-from volmgr import config, exception, log, rpc, systemd
+from volmgr import config, exception, heap, log, rpc, systemd
 from volmgr.volume.service import VolumeService
 
 LOG = logging.getLogger("volmgr.cmd.volume")
@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         service = VolumeService(conf)
         service.start()
         signals.started = True
+        heap.freeze_startup_objects(rpc.VOLUME_SERVICE)
         systemd.notify(f"READY=1\nSTATUS=consuming as {conf.host}")
         LOG.info("%s ready", rpc.VOLUME_SERVICE)
         _serve(conf, service, signals)
