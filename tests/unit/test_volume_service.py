@@ -200,12 +200,13 @@ def test_an_unknown_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert caught.value.code == 2
 
 
-@pytest.mark.parametrize("nice,expected", [(5, [5]), (0, [])])
+@pytest.mark.parametrize("nice,expected", [(None, [10]), (5, [5]), (0, [])])
 def test_nice_lowers_the_managers_priority_before_it_builds_anything(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nice: int,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nice: int | None,
         expected: list[int]) -> None:
     """``[volume] nice`` is applied by the process itself, before the service (and so
-    before any LVM command, which inherits it) exists; 0 leaves it alone."""
+    before any LVM command, which inherits it) exists: 10 unless configured; 0 leaves
+    it alone."""
     calls: list[int] = []
     monkeypatch.setattr(volume_cmd.os, "nice", lambda increment: calls.append(increment))
 
@@ -214,7 +215,8 @@ def test_nice_lowers_the_managers_priority_before_it_builds_anything(
         raise exception.InvalidConfiguration(reason="stop here")
     monkeypatch.setattr(volume_cmd, "VolumeService", refuse)
     config = tmp_path / "volmgr.conf"
-    config.write_text(f"[DEFAULT]\nstate_path = {tmp_path}\n[volume]\nnice = {nice}\n")
+    setting = "" if nice is None else f"nice = {nice}\n"
+    config.write_text(f"[DEFAULT]\nstate_path = {tmp_path}\n[volume]\n{setting}")
     assert volume_cmd.main(["--config-file", str(config)]) == 1
     assert calls == expected
 
