@@ -60,11 +60,6 @@ quota_opts = [
 ]
 
 
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(core_opts)
-    conf.register_opts(quota_opts, group="quota")
-
-
 def new_conf() -> cfg.ConfigOpts:
     """A fresh ``ConfigOpts`` with every volmgr option registered."""
     from volmgr import opts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
@@ -279,3 +280,31 @@ def test_a_created_volume_is_exactly_the_row_written(db: Database) -> None:
         key: getattr(stored, key) for key in columns}
     assert created.attachments == []
     assert created.id and created.created_at is not None and created.deleted is False
+
+
+def test_placement_view_shows_up_hosts_with_what_they_promised_since_their_report(
+        db: Database) -> None:
+    """One read for a placement: the enabled, recently heard-from hosts by name, each
+    with the GiB of its volumes still creating or placed after its last heartbeat."""
+    for host in ("node-b", "node-a", "node-off", "node-silent"):
+        db.service_heartbeat(host, "volmgr-volume", "volmgr-volume")
+    db.service_heartbeat("api-host", "volmgr-api", "volmgr-api")
+    db.service_set_disabled("node-off", "volmgr-volume", True, None)
+    with db.transaction() as session:
+        session.execute(sa.update(models.Service).where(models.Service.host == "node-silent")
+                        .values(last_heartbeat=models.utcnow() - datetime.timedelta(hours=1)))
+    reported = db.volume_create(project_id="p1", user_id="u1", size=5, host="node-a")
+    db.volume_transition(reported.id, [states.CREATING], {"status": states.AVAILABLE})
+    with db.transaction() as session:  # created before node-a's last report: counted there
+        session.execute(sa.update(models.Volume).where(models.Volume.id == reported.id)
+                        .values(created_at=models.utcnow() - datetime.timedelta(minutes=5)))
+    db.volume_create(project_id="p1", user_id="u1", size=2, host="node-a")  # creating
+    db.volume_create(project_id="p1", user_id="u1", size=3, host="node-b")  # creating
+    db.volume_create(project_id="p1", user_id="u1", size=7, host="node-silent")
+    gone = db.volume_create(project_id="p1", user_id="u1", size=11, host="node-b")
+    db.volume_destroy(gone.id, expected=(states.CREATING,))
+
+    services, promised = db.placement_view("volmgr-volume", down_time=60)
+
+    assert [service.host for service in services] == ["node-a", "node-b"]
+    assert promised == {"node-a": 2, "node-b": 3}

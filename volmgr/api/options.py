@@ -53,6 +53,3 @@ message_opts = [
                "are purged."),
 ]
 
-
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(api_opts, group="api")

@@ -35,10 +35,6 @@ database_opts = [
 ]
 
 
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(database_opts, group="database")
-
-
 _decode_json = json.JSONDecoder().decode
 
 

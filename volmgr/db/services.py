@@ -118,11 +118,15 @@ class ServiceQueries(DatabaseCore):
         them, so a burst of creates between two heartbeats cannot overfill a host."""
         def work(session: Session) -> tuple[list[models.Service], dict[str, int]]:
             now = models.utcnow()
-            services = [s for s in session.execute(
-                _services_statement(), {"binary": binary}).scalars()
-                if not s.disabled and is_up(s, down_time, now)]
-            heartbeats = {s.host: s.last_heartbeat for s in services}
-            return services, (_pending_gb(session, heartbeats) if heartbeats else {})
+            services: list[models.Service] = []
+            pending: dict[str, int] = {}
+            for service, promised in session.execute(_placement_statement(),
+                                                     {"binary": binary}):
+                if not service.disabled and is_up(service, down_time, now):
+                    services.append(service)
+                    if promised:
+                        pending[service.host] = int(promised)
+            return services, pending
         return self.run(work)
 
     def allocated_gb_by_host(self) -> dict[str, int]:
@@ -164,34 +168,18 @@ class ServiceQueries(DatabaseCore):
 
 
 @functools.cache
-def _services_statement() -> sa.Select[Any]:
-    """The services of a binary (parameter ``binary``) by host name; built once."""
-    return (sa.select(models.Service).where(models.Service.binary == sa.bindparam("binary"))
-            .order_by(models.Service.host))
-
-
-@functools.lru_cache(maxsize=64)
-def _pending_statement(hosts: int) -> sa.Select[Any]:
-    """GiB per host of live volumes still ``creating`` or created after the host's
-    heartbeat, for ``hosts`` hosts (parameters ``host_<i>`` and ``beat_<i>``); built once
-    per number of hosts."""
+def _placement_statement() -> sa.Select[Any]:
+    """The services of a binary (parameter ``binary``) by host name, each with the GiB
+    of its live volumes still ``creating`` or created after its last heartbeat (what
+    its capacity report may not show yet); one statement, built once. A service that
+    never heartbeated is down, so its figure is never used."""
     volumes = models.table(models.Volume)
-    per_host = [
-        sa.and_(volumes.c.host == sa.bindparam(f"host_{index}"),
-                sa.or_(volumes.c.status == "creating",
-                       volumes.c.created_at > sa.bindparam(f"beat_{index}",
-                                                           type_=sa.DateTime)))
-        for index in range(hosts)]
-    return (sa.select(volumes.c.host, sa.func.sum(volumes.c.size))
-            .where(volumes.c.deleted == sa.false(), sa.or_(*per_host))
-            .group_by(volumes.c.host))
-
-
-def _pending_gb(session: Session,
-                heartbeats: Mapping[str, datetime.datetime | None]) -> dict[str, int]:
-    params: dict[str, Any] = {}
-    for index, (host, beat) in enumerate(heartbeats.items()):
-        params[f"host_{index}"] = host
-        params[f"beat_{index}"] = beat or datetime.datetime.min
-    rows = session.execute(_pending_statement(len(heartbeats)), params).all()
-    return {host: int(total or 0) for host, total in rows}
+    promised = (sa.select(sa.func.coalesce(sa.func.sum(volumes.c.size), 0))
+                .where(volumes.c.deleted == sa.false(),
+                       volumes.c.host == models.Service.host,
+                       sa.or_(volumes.c.status == "creating",
+                              volumes.c.created_at > models.Service.last_heartbeat))
+                .scalar_subquery())
+    return (sa.select(models.Service, promised)
+            .where(models.Service.binary == sa.bindparam("binary"))
+            .order_by(models.Service.host))

@@ -123,9 +123,3 @@ upgrade_opts = [
                "upgrades (e.g. '1.0' while some managers are old)."),
 ]
 
-
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(volume_opts, group="volume")
-    conf.register_opts(lvm_opts, group="lvm")
-    conf.register_opts(file_opts, group="file")
-    conf.register_opts(upgrade_opts, group="upgrade_levels")
